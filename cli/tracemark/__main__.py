@@ -1,0 +1,3 @@
+from tracemark.main import entry
+
+entry()

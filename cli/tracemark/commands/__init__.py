@@ -1,0 +1,1 @@
+"""Sub-commands of `tracemark`; one module each (see tracemark.main)."""
