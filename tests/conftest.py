@@ -19,10 +19,10 @@ os.environ.update(
     }
 )
 
-import moto  # noqa: E402  (must precede any boto3 client)
 from collections.abc import Iterator  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+import moto  # noqa: E402  (must precede any boto3 client)
 import pytest  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

@@ -192,7 +192,7 @@ def test_handler_errors_reach_retry_and_catch(tiny: LocalStack) -> None:
     assert done["status"] == "FAILED"
     assert done.get("error") == "StepFailed"
     history = client.get_execution_history(executionArn=run["executionArn"])["events"]
-    scheduled = [event for event in history if event["type"] == "LambdaFunctionScheduled" or event["type"] == "TaskScheduled"]
+    scheduled = [event for event in history if event["type"] in ("LambdaFunctionScheduled", "TaskScheduled")]
     assert len(scheduled) == 3
 
 
