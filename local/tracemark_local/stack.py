@@ -450,7 +450,7 @@ def skip_state_machine_sleeps() -> None:
     from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
     from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
 
-    retrier_decl.time = types.SimpleNamespace(sleep=lambda _seconds: None)  # type: ignore[assignment]
+    retrier_decl.time = types.SimpleNamespace(sleep=lambda _seconds: None)  # type: ignore[assignment,attr-defined]
     WaitFunction._wait_interval = lambda _self, _env, _seconds: None  # type: ignore[method-assign,assignment]
 
 
