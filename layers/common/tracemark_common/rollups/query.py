@@ -214,7 +214,7 @@ def query_dashboard(
     (`24h`, `7d`, `30d` or `3m`) ending with the bucket that contains `now`."""
     spec = RANGES.get(range_)
     if spec is None:
-        raise BadRequest(f"range must be one of {', '.join(RANGES)}; got {range_[:40]!r}", code="bad_range")
+        raise BadRequest(f"range must be one of {', '.join(RANGES)}; got {repr(range_)[:40]}", code="bad_range")
     moment = now or datetime.now(UTC)
     current_idx, previous_idx = periods(spec, moment)
     scope = scope_id(org, project)

@@ -1,0 +1,158 @@
+"""The DynamoDB rollup store on moto gives the same numbers as the brute-force reference."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import moto
+import pytest
+
+from tracemark_common.rollups import CommitLines, RollupWriter, SessionFacts, query_dashboard
+from tracemark_common.rollups.buckets import RANGES
+from tracemark_common.rollups.dynamo import DynamoRollupStore
+
+_REF = Path(__file__).resolve().parents[2] / "unit" / "rollups" / "rollup_reference.py"
+_spec = importlib.util.spec_from_file_location("rollup_reference_for_dynamo", _REF)
+assert _spec and _spec.loader
+ref = importlib.util.module_from_spec(_spec)
+sys.modules[_spec.name] = ref
+_spec.loader.exec_module(ref)
+
+TABLE = "rollup-test-table"
+
+
+@pytest.fixture
+def dynamodb() -> Iterator[Any]:
+    with moto.mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        # The application table's key schema from template.yaml (pk/sk; GSIs are not used here)
+        client.create_table(
+            TableName=TABLE,
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+            AttributeDefinitions=[
+                {"AttributeName": "pk", "AttributeType": "S"},
+                {"AttributeName": "sk", "AttributeType": "S"},
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        yield client
+
+
+class CountingClient:
+    """The real boto3 client, counting calls per operation."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self.calls: dict[str, int] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        self.calls[name] = self.calls.get(name, 0) + 1
+        return getattr(self._client, name)
+
+
+class AtomicCallsClient:
+    """The real moto client with each call made atomic, as every DynamoDB request is (moto's
+    in-process UpdateItem is not thread-safe). Threads still interleave between calls, so the
+    optimistic version checks of the commit state really race."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self._lock = threading.Lock()
+        self.conflicts = 0
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._client, name)
+
+        def call(**kwargs: Any) -> Any:
+            with self._lock:
+                try:
+                    return method(**kwargs)
+                except self._client.exceptions.ConditionalCheckFailedException:
+                    self.conflicts += 1
+                    raise
+
+        return call
+
+
+def test_moto_store_matches_brute_force(dynamodb: Any) -> None:
+    store = DynamoRollupStore(TABLE, dynamodb)
+    world = ref.run_workload(RollupWriter(store), seed=11, sessions=40)
+    for range_ in RANGES:
+        for project in (None, "web"):
+            result = query_dashboard(store, "acme", range_, project, ref.NOW)
+            ref.assert_matches(result, world, "acme", project, range_=range_, now=ref.NOW)
+
+
+def test_query_request_count_is_independent_of_sessions(dynamodb: Any) -> None:
+    counts = []
+    for org, sessions in (("small", 5), ("large", 60)):
+        ref.run_workload(RollupWriter(DynamoRollupStore(TABLE, dynamodb)), seed=3, org=org, sessions=sessions)
+        client = CountingClient(dynamodb)
+        query_dashboard(DynamoRollupStore(TABLE, client), org, "3m", None, ref.NOW)
+        counts.append(client.calls)
+    assert counts[0] == counts[1] == {"batch_get_item": 2}
+
+
+def test_concurrent_writers_on_moto_give_exact_numbers(dynamodb: Any) -> None:
+    # Given 20 threads recording sessions that share a bucket and a commit
+    client = AtomicCallsClient(dynamodb)
+    store = DynamoRollupStore(TABLE, client)
+    writer = RollupWriter(store, sleep=lambda _s: None, max_attempts=200)
+    sha = "f" * 40
+    barrier = threading.Barrier(20)
+    errors: list[BaseException] = []
+
+    def push(i: int) -> None:
+        barrier.wait()
+        try:
+            facts = SessionFacts(
+                org="acme",
+                project="web",
+                session_id=f"s{i}",
+                user=f"u{i % 5}",
+                user_kind="user",
+                at=ref.NOW,
+                total_tokens=10,
+                commits={sha: CommitLines(30, 20, 5, 0)},
+            )
+            writer.record_session(None, facts)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=push, args=(i,)) for i in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    cards = query_dashboard(store, "acme", "24h", "web", ref.NOW)["cards"]
+    assert cards["total_sessions"]["value"] == 20
+    assert cards["total_tokens"]["value"] == 200
+    assert cards["active_users"]["value"] == 5
+    assert (cards["ai_authored_code"]["ai_lines"], cards["ai_authored_code"]["all_lines"]) == (100, 50)
+
+
+def test_pr_marker_is_conditional_on_moto(dynamodb: Any) -> None:
+    writer = RollupWriter(DynamoRollupStore(TABLE, dynamodb))
+    assert writer.record_pr_correlated("acme", None, 9, 1, ref.NOW) is True
+    assert writer.record_pr_correlated("acme", "web", 9, 1, ref.NOW) is False
+    assert (
+        query_dashboard(DynamoRollupStore(TABLE, dynamodb), "acme", "24h", None, ref.NOW)["cards"]["ai_assisted_prs"][
+            "value"
+        ]
+        == 1
+    )
+
+
+def test_storage_failure_is_unavailable(dynamodb: Any) -> None:
+    from tracemark_common.errors import Unavailable
+
+    store = DynamoRollupStore("no-such-table", dynamodb)
+    with pytest.raises(Unavailable):
+        query_dashboard(store, "acme", "7d", None, ref.NOW)
