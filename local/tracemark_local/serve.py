@@ -194,6 +194,7 @@ def run(options: ServeOptions) -> int:  # noqa: PLR0915 - start-up reads best as
 
     default_user_config.update({key: dict(value) for key, value in MOTO_CONFIG.items()})  # type: ignore[typeddict-item]
     moto_app = WriteCounter(DomainDispatcherApplication(create_backend_app))
+
     class QuietMotoHandler(MotoRequestHandler):
         def log_request(self, *args: Any, **kwargs: Any) -> None:
             pass
@@ -238,6 +239,11 @@ def run(options: ServeOptions) -> int:  # noqa: PLR0915 - start-up reads best as
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
+    lifetime = os.environ.get("TRACEMARK_SERVE_MAX_SECONDS")
+    if lifetime:  # tests and demos: a server that always stops itself
+        timer = threading.Timer(float(lifetime), stop.set)
+        timer.daemon = True
+        timer.start()
     server_thread = threading.Thread(target=server.serve_forever, name="http", daemon=True)
     server_thread.start()
 
