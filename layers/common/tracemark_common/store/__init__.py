@@ -8,6 +8,8 @@ boto3 or pynamodb: the AWS adapters load on first use.
 from __future__ import annotations
 
 import json
+import os
+from functools import lru_cache
 from typing import Any
 
 from tracemark_common.store.base import (
@@ -61,16 +63,29 @@ _MAX_EVIDENCE_BYTES = 64 * 1024 * 1024
 def default_store() -> AppStore:
     """The application table named by the settings (one cached adapter per table)."""
     from tracemark_common.settings import get_settings
-    from tracemark_common.store.dynamo import DynamoStore
 
-    return DynamoStore(get_settings().app_table_name)
+    return _dynamo_store(get_settings().app_table_name, os.environ.get("AWS_ENDPOINT_URL", ""))
 
 
 def default_blobs() -> BlobStore:
+    """The evidence bucket named by the settings (one cached client per bucket)."""
     from tracemark_common.settings import get_settings
+
+    return _s3_blobs(get_settings().evidence_bucket_name, os.environ.get("AWS_ENDPOINT_URL", ""))
+
+
+@lru_cache(maxsize=8)
+def _dynamo_store(table_name: str, endpoint: str) -> AppStore:
+    from tracemark_common.store.dynamo import DynamoStore
+
+    return DynamoStore(table_name, host=endpoint or None)
+
+
+@lru_cache(maxsize=8)
+def _s3_blobs(bucket: str, endpoint: str) -> BlobStore:
     from tracemark_common.store.s3 import S3Blobs
 
-    return S3Blobs(get_settings().evidence_bucket_name)
+    return S3Blobs(bucket)
 
 
 def load_evidence(record: SessionRecord, blobs: BlobStore) -> dict[str, Any]:
