@@ -175,8 +175,8 @@ def random_facts(rng: random.Random, org: str, session_id: str, commit_pool: dic
         commits[sha] = CommitLines(
             lines_added=added,
             lines_removed=total - added,
-            ai_lines_added=rng.randint(0, added),
-            ai_lines_removed=rng.randint(0, total - added),
+            ai_lines_added=rng.randint(0, added // 3),
+            ai_lines_removed=rng.randint(0, (total - added) // 3),
         )
     started = random_time(rng)
     return SessionFacts(
