@@ -3,17 +3,14 @@ stub API on 127.0.0.1 that serves `dashboard/` with real rollup numbers."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-HERE = Path(__file__).resolve().parent
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -22,20 +19,6 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-
-
-def load_reference() -> Any:
-    """The brute-force reference of tests/unit/rollups (loaded by path: tests are not packages)."""
-    name = "rollup_reference_for_browser"
-    if name in sys.modules:
-        return sys.modules[name]
-    path = HERE.parents[1] / "unit" / "rollups" / "rollup_reference.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="session")

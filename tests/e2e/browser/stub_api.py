@@ -4,8 +4,10 @@ rollup writer and query (in-memory store); the sessions routes return canned ses
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import mimetypes
+import sys
 import threading
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -18,6 +20,22 @@ from tracemark_common.rollups import InMemoryRollupStore
 from tracemark_common.rollups.query import query_dashboard
 
 DASHBOARD = Path(__file__).resolve().parents[3] / "dashboard"
+
+
+def load_reference() -> Any:
+    """The brute-force reference of tests/unit/rollups (loaded by path: tests are not packages)."""
+    name = "rollup_reference_for_browser"
+    if name in sys.modules:
+        return sys.modules[name]
+    path = Path(__file__).resolve().parents[2] / "unit" / "rollups" / "rollup_reference.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
 STATUS = {"BadRequest": 400, "Unauthorized": 401, "Forbidden": 403, "NotFound": 404}
 
 
