@@ -10,9 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from stub_api import StubApi
+from stub_api import StubApi, load_reference
 
-from conftest import load_reference
 from tracemark_common.rollups import InMemoryRollupStore, RollupWriter, SessionFacts
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
