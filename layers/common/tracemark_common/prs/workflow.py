@@ -184,7 +184,8 @@ def correlate_pull_request(state: dict[str, Any], deps: WorkflowDeps) -> dict[st
         for c in raw
         if isinstance(c.get("sha"), str)
     ]
-    if head_sha not in {c.sha for c in commits}:
+    expected = pr.get("commits")
+    if head_sha not in {c.sha for c in commits} or (isinstance(expected, int) and len(commits) > expected):
         return {"stale": True, "reason": "the branch moved while its commits were listed"}
     org = pr["org"]
     correlation = correlate(org, commits, deps.sessions)
