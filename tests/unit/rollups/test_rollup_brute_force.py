@@ -190,3 +190,12 @@ def test_world_reference_is_not_trivial() -> None:
     result = query_dashboard(store, "acme", "3m", now=NOW)
     assert result["cards"]["total_sessions"]["value"] > 10
     assert result["cards"]["ai_authored_code"]["all_lines"] > 0
+
+
+def test_cards_are_also_at_the_top_level() -> None:
+    store = InMemoryRollupStore()
+    RollupWriter(store).record_session(None, _facts("s1"))
+    result = query_dashboard(store, "acme", "7d", now=NOW)
+    for key, value in result["cards"].items():
+        assert result[key] == value
+    assert result["total_sessions"]["value"] == 1

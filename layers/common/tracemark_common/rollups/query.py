@@ -228,7 +228,16 @@ def query_dashboard(
         ai_lines=cur.ai_lines, all_lines=cur.lines, previous_ai_lines=prev.ai_lines, previous_all_lines=prev.lines
     )
     g = spec.granularity
+    cards = {
+        "total_sessions": card(cur.sessions, prev.sessions),
+        "active_users": card(cur.active_users, prev.active_users),
+        "ai_assisted_prs": card(cur.prs, prev.prs),
+        "ai_authored_code": ai_code,
+        "total_cost_usd": card(_usd(cur.cost), _usd(prev.cost), 6),
+        "total_tokens": card(cur.tokens, prev.tokens),
+    }
     return {
+        **cards,  # each card also at the top level, for clients that read `body["total_sessions"]`
         "org": org,
         "project": project,
         "range": spec.name,
@@ -240,14 +249,7 @@ def query_dashboard(
         },
         "generated_at": _iso(moment.astimezone(UTC)),
         "has_data": cur.sessions > 0 or prev.sessions > 0 or cur.prs > 0 or prev.prs > 0,
-        "cards": {
-            "total_sessions": card(cur.sessions, prev.sessions),
-            "active_users": card(cur.active_users, prev.active_users),
-            "ai_assisted_prs": card(cur.prs, prev.prs),
-            "ai_authored_code": ai_code,
-            "total_cost_usd": card(_usd(cur.cost), _usd(prev.cost), 6),
-            "total_tokens": card(cur.tokens, prev.tokens),
-        },
+        "cards": cards,
         "tokens": {"input": cur.input_tokens, "output": cur.output_tokens, "total": cur.tokens},
         "top_users": _top_users(cur, prev),
         "model_breakdown": _models(cur, prev),
