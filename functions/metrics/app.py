@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from tracemark_common.api import create_resolver, json_response
@@ -36,6 +37,7 @@ def dashboard_ai() -> Response[str]:
         store=rollup_store_from_settings(),
         project_exists=_project_exists,
     )
+    metrics.add_metric(name="DashboardQueries", unit=MetricUnit.Count, value=1)
     return json_response(200, body, headers={"Cache-Control": "no-store"})
 
 
