@@ -704,6 +704,28 @@ def transcript_upload_key(org: str, sha256: str) -> str:
     return f"uploads/{org}/transcripts/{sha256}"
 
 
+def _evaluate_policies(
+    store: AppStore, org: str, contract_yaml: str | None, parsed: ParsedAttestation, evaluator: PolicyEvaluator
+) -> list[dict[str, Any]]:
+    org_record = store.get_org(org)
+    gate_default = bool(org_record.settings.get("gate_default")) if org_record else False
+    policies = {p.name: p.text for p in store.list_policies(org)}
+    try:
+        report = evaluator(contract_yaml, policies, gate_default, copy.deepcopy(parsed.evidence))
+        return [dict(r) for r in report.results]
+    except Exception as exc:  # a policy engine failure never fails the push, and never passes
+        logger.exception("policy evaluation failed")
+        return [
+            {
+                "policy": "contract",
+                "status": "neutral",
+                "violations": [],
+                "gate": False,
+                "reason": f"error: {exc}"[:300],
+            }
+        ]
+
+
 def ingest_attestation(
     principal: Principal,
     envelope: bytes | Mapping[str, Any],
@@ -738,23 +760,7 @@ def ingest_attestation(
             f"project {parsed.project!r} does not exist in {org!r}; an org admin creates it with POST /v1/projects",
             code="unknown_project",
         )
-    org_record = store.get_org(org)
-    gate_default = bool(org_record.settings.get("gate_default")) if org_record else False
-    policies = {p.name: p.text for p in store.list_policies(org)}
-    try:
-        report = policy_evaluator(project.contract_yaml, policies, gate_default, copy.deepcopy(parsed.evidence))
-        new_results = [dict(r) for r in report.results]
-    except Exception as exc:  # a policy engine failure never fails the push, and never passes
-        logger.exception("policy evaluation failed")
-        new_results = [
-            {
-                "policy": "contract",
-                "status": "neutral",
-                "violations": [],
-                "gate": False,
-                "reason": f"error: {exc}"[:300],
-            }
-        ]
+    new_results = _evaluate_policies(store, org, project.contract_yaml, parsed, policy_evaluator)
     transcript = _attach_transcript(org, parsed, blobs)
 
     envelope_key = f"envelopes/{digest}.json"
@@ -762,8 +768,12 @@ def ingest_attestation(
     index = [*parsed.commits, *(old for olds in parsed.rewritten_from.values() for old in olds)]
     store.put_commit_index(org, parsed.session_id, index)
 
-    for _ in range(_SESSION_WRITE_ATTEMPTS):
+    for attempt in range(_SESSION_WRITE_ATTEMPTS):
         current = store.get_session(org, parsed.session_id)
+        if attempt or (current is not None and digest in current.digests):
+            stored = store.get_attestation(org, digest)  # lost a race to the same envelope?
+            if stored is not None:
+                return IngestResult(200, stored.result)
         if current is not None and current.user != principal.sub:
             raise Conflict(
                 f"session {parsed.session_id!r} was pushed by another identity; it cannot be merged",

@@ -379,8 +379,8 @@ class DynamoStore:
         return sorted(sid for sid in ids if self._get(session_pk(org, sid), "SESSION") is not None)
 
     def list_sessions(self, query: SessionQuery) -> tuple[list[SessionRecord], str | None]:
-        lower = f"{query.since or ''}"
-        upper = f"{query.until or '~'}"
+        lower = query.since or "0"
+        upper = query.until or "~"
         start_key: dict[str, dict[str, str]] | None = None
         if query.user:
             index: Any = self.Item.gsi2
