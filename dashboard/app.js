@@ -360,7 +360,8 @@
   }
 
   function sessionSummary(s) {
-    var sum = obj(s.summary);
+    // The API returns the summary fields flat on the session; older shapes nest them in `summary`.
+    var sum = isObj(s.summary) ? s.summary : s;
     var data = obj(obj(s.evidence).data);
     var usage = obj(data.usage);
     var changes = obj(data.code_changes);
@@ -384,7 +385,8 @@
     var rows = state.sessions.map(function (raw) {
       var s = obj(raw);
       var sum = sessionSummary(s);
-      var score = obj(s.score);
+      var scoreValue = typeof s.score === "number" ? s.score : obj(s.score).score;
+      var scoreFlag = s.flag || obj(s.score).flag;
       var id = String(s.id || "");
       return el("tr", null, [
         el("td", { text: fmtTime(s.at || s.ended_at) }),
@@ -396,7 +398,7 @@
         el("td", { class: "num", text: fmtInt(sum.tokens) }),
         el("td", { class: "num", text: fmtUsd(sum.cost) }),
         el("td", { class: "num", text: fmtInt(sum.ai) }),
-        el("td", { class: "num" }, typeof score.score === "number" ? flag(score.flag, String(score.score)) : "—"),
+        el("td", { class: "num" }, typeof scoreValue === "number" ? flag(scoreFlag, String(scoreValue)) : "—"),
         el("td", { text: s.gated ? "gate failed" : policySummary(s.policy_results) })
       ]);
     });
@@ -487,7 +489,7 @@
       ["Model", model.primary || sum.model], ["Models used", arr(model.models_used).join(", ")],
       ["Started", fmtTime(s.started_at || sess.started_at)], ["Ended", fmtTime(s.ended_at || sess.ended_at)],
       ["Duration", typeof sess.duration_seconds === "number" ? sess.duration_seconds + " s" : null],
-      ["Received", fmtTime(s.received_at)], ["Attestations", arr(s.digests).length || null]
+      ["Received", fmtTime(s.received_at)], ["Attestations", arr(s.attestations || s.digests).length || null]
     ])]));
 
     var byModel = obj(usage.by_model);
@@ -504,10 +506,11 @@
     }), "No per-model usage recorded.")]));
 
     var commits = arr(git.tracemark_commits);
+    var shas = arr(s.commit_shas).length ? arr(s.commit_shas) : arr(s.commits);
     box.appendChild(section("Git context", [dl([
       ["Repository", git.repository], ["Branch", git.branch], ["First commit", git.commit_start], ["Last commit", git.commit_end],
-      ["Commits", arr(s.commits).length || git.commit_count]
-    ]), table("commits-table", ["Commit", "Files", "Rewritten from", "Signature"], (commits.length ? commits : arr(s.commits).map(function (c) { return { sha: c }; })).map(function (c) {
+      ["Commits", shas.length || git.commit_count]
+    ]), table("commits-table", ["Commit", "Files", "Rewritten from", "Signature"], (commits.length ? commits : shas.map(function (c) { return { sha: c }; })).map(function (c) {
       c = obj(c);
       return [el("code", { text: short(c.sha, 12), title: String(c.sha || "") }), String(arr(c.files).length || "—"),
         arr(c.rewritten_from).map(function (x) { return short(x, 12); }).join(", ") || "—", String(c.signature || "—")];

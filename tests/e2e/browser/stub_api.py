@@ -36,6 +36,17 @@ def load_reference() -> Any:
     return module
 
 
+DETAIL_ONLY = ("evidence", "commit_shas", "attestations", "policy_results", "rewritten_from", "transcript")
+
+
+def _list_item(session: dict[str, Any]) -> dict[str, Any]:
+    """A list row as `GET /v1/sessions` gives it: summary fields flat, score as a number."""
+    item = {k: v for k, v in session.items() if k not in DETAIL_ONLY}
+    item["score"] = (session.get("score") or {}).get("score")
+    item["prs"] = len(session.get("prs") or [])
+    return item
+
+
 STATUS = {"BadRequest": 400, "Unauthorized": 401, "Forbidden": 403, "NotFound": 404}
 
 
@@ -115,10 +126,7 @@ class StubApi:
                 if path == "/v1/sessions":
                     if query.get("user"):
                         mine = [s for s in mine if s["user"] == query["user"]]
-                    return {
-                        "items": [{k: v for k, v in s.items() if k != "evidence"} for s in mine],
-                        "next_cursor": None,
-                    }
+                    return {"items": [_list_item(s) for s in mine], "next_cursor": None}
                 if path.startswith("/v1/sessions/"):
                     wanted = unquote(path.removeprefix("/v1/sessions/"))
                     for session in mine:

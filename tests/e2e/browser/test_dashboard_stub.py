@@ -33,11 +33,18 @@ def _session() -> dict[str, Any]:
         "ended_at": "2026-11-24T14:59:46Z",
         "at": "2026-11-24T14:59:46Z",
         "received_at": "2026-11-24T15:00:02Z",
-        "commits": ["f9ab7b49bd2f94a8925d55821792308f6ec87a57"],
-        "digests": ["sha256:abc"],
+        "commits": 1,
+        "commit_shas": ["f9ab7b49bd2f94a8925d55821792308f6ec87a57"],
+        "attestations": ["sha256:abc"],
         "gated": False,
         "policy_results": [{"policy": "no-secrets", "status": "pass", "gate": True, "violations": []}],
-        "summary": {"model": "claude-opus-4-6", "total_tokens": 302, "cost_usd": 0.1917, "ai_lines_added": 8},
+        "model": "claude-opus-4-6",
+        "models": ["claude-opus-4-6"],
+        "total_tokens": 302,
+        "cost_usd": 0.1917,
+        "ai_lines_added": 8,
+        "ai_lines_removed": 0,
+        "flag": "yellow",
         "score": {
             "score": 72,
             "flag": "yellow",
@@ -265,3 +272,13 @@ def test_phone_width_is_readable(chromium: Any, world_and_api: Any, artifacts: P
         page.screenshot(path=str(artifacts / "dashboard-phone.png"), full_page=True)
     finally:
         context.close()
+
+
+def test_sessions_list_shows_summary_fields(page: Any, world_and_api: Any) -> None:
+    _world, api = world_and_api
+    _login(page, api.url, "tok-acme")
+    page.get_by_role("link", name="Sessions").click()
+    row = page.locator("#sessions-table tbody tr").first
+    row.wait_for()
+    text = row.inner_text()
+    assert "claude-opus-4-6" in text and "302" in text and "$0.19" in text and "72" in text and "yellow" in text
