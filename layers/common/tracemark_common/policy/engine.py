@@ -150,6 +150,8 @@ def interpret(value: Any) -> Outcome:
     raw = findings if isinstance(findings, list) and findings else value.get("violations", [])
     if raw is None:
         raw = []
+    if isinstance(raw, dict) and all(flag is True for flag in raw.values()):
+        raw = list(raw)  # v0 `violations[msg] { ... }` read with Rego v1 rules: an object of `true`s
     if not isinstance(raw, list):
         return neutral("invalid_result", "`violations` must be a list or a set")
     messages = sorted({_message(item) for item in raw})
@@ -178,7 +180,7 @@ class CompiledPolicy:
             if extra is not None:
                 self._interpreter.add_module("tracemark_boilerplate.rego", extra)
         except regopy.RegoError as exc:
-            raise Unprocessable(f"the Rego does not compile: {_short(str(exc))}", code="invalid_policy") from None
+            raise Unprocessable(f"the Rego does not compile: {_error_text(str(exc))}", code="invalid_policy") from None
 
     def _raw_query(self) -> tuple[bool, str]:
         """(ok, text) straight from the engine. regopy's `Output` parses the text as JSON and
