@@ -174,25 +174,27 @@ class FakeGitHub:
         *,
         title: str = "A change",
         labels: list[str] | None = None,
+        shas: list[str] | None = None,
     ) -> FakePull:
+        """A pull request with one commit per message (`shas` fixes their ids)."""
         with self._lock:
             base = fake_sha(full_name, "base", number)
             pull = FakePull(number, title, base, [], labels=list(labels or []))
             self.repos[full_name].pulls[number] = pull
-            self._append(full_name, pull, messages)
+            self._append(full_name, pull, messages, shas)
             return pull
 
-    def push(self, full_name: str, number: int, messages: list[str]) -> str:
+    def push(self, full_name: str, number: int, messages: list[str], *, shas: list[str] | None = None) -> str:
         """New commits on the pull request's branch; returns the new head sha."""
         with self._lock:
             pull = self.repos[full_name].pulls[number]
-            self._append(full_name, pull, messages)
+            self._append(full_name, pull, messages, shas)
             return pull.head_sha
 
-    def _append(self, full_name: str, pull: FakePull, messages: list[str]) -> None:
-        for message in messages:
+    def _append(self, full_name: str, pull: FakePull, messages: list[str], shas: list[str] | None) -> None:
+        for index, message in enumerate(messages):
             parent = pull.head_sha
-            sha = fake_sha(full_name, pull.number, len(pull.commits), message, parent)
+            sha = shas[index] if shas else fake_sha(full_name, pull.number, len(pull.commits), message, parent)
             pull.commits.append(FakeCommit(sha, message, [parent]))
 
     def pull(self, full_name: str, number: int) -> FakePull:

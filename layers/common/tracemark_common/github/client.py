@@ -205,11 +205,11 @@ class GitHubClient:
         cached = self.tokens.get(key, self.clock())
         if cached is not None:
             return cached
-        response = self._send(
-            "POST",
-            f"{self.base_url}/app/installations/{installation_id}/access_tokens",
-            auth=f"Bearer {self.app_jwt()}",
-        )
+        url = f"{self.base_url}/app/installations/{installation_id}/access_tokens"
+        try:
+            response = self._send("POST", url, auth=f"Bearer {self.app_jwt()}")
+        except GitHubNotFound as exc:  # the installation is gone: not the same as a missing PR
+            raise GitHubError(f"installation {installation_id} not found (uninstalled?)", 404) from exc
         body = response.json()
         token = body.get("token") if isinstance(body, dict) else None
         expires = body.get("expires_at") if isinstance(body, dict) else None

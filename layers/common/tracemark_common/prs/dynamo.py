@@ -17,8 +17,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import time
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any, TypeVar
 
 from pynamodb.exceptions import PutError
@@ -188,7 +188,7 @@ class DynamoGitHubStore:
     # deliveries -------------------------------------------------------------------------------
     def record_delivery(self, record: DeliveryRecord) -> bool:
         item = self.Item(f"DELIVERY#{record.id}", "DELIVERY", entity="delivery", doc=_dump(record))
-        item.expires_at = int(time.time()) + DELIVERY_TTL_SECONDS
+        item.expires_at = timedelta(seconds=DELIVERY_TTL_SECONDS)  # pynamodb: relative to now
         try:
             item.save(condition=self.Item.pk.does_not_exist())
         except PutError as exc:

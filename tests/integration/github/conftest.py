@@ -1,0 +1,11 @@
+"""GitHub integration tests: the local stack (moto in-process) plus the fake GitHub on loopback.
+They share the attestation builders of tests/unit/backend."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+_BUILDERS = Path(__file__).resolve().parents[2] / "unit" / "backend"
+if str(_BUILDERS) not in sys.path:
+    sys.path.insert(0, str(_BUILDERS))
