@@ -11,7 +11,7 @@
 Stdlib only: agent hooks call `ensure_git_hooks` to onboard teammates (SPEC §2.1).
 """
 # os.path on purpose: this module is on the hook hot path (pathlib costs import time)
-# ruff: noqa: PTH100, PTH101, PTH103, PTH104, PTH108, PTH112, PTH114, PTH116, PTH118, PTH119, PTH120, PTH123
+# ruff: noqa: PTH100, PTH101, PTH102, PTH103, PTH104, PTH106, PTH108, PTH112, PTH114, PTH116, PTH118, PTH119, PTH120, PTH123, PTH208
 
 from __future__ import annotations
 
@@ -84,6 +84,9 @@ class Transaction:
     def delete(self, path: str) -> None:
         self.ops.append(("delete", path, None))
 
+    def rmdir_if_empty(self, path: str) -> None:
+        self.ops.append(("rmdir", path, None))
+
     def check(self) -> None:
         """Fail before touching anything when a target directory cannot be written."""
         for _kind, path, _payload in self.ops:
@@ -114,11 +117,16 @@ class Transaction:
                     if previous is not None:
                         os.unlink(path)
                         undo.append(("restore", path, previous))
+                elif kind == "rmdir" and os.path.isdir(path) and not os.listdir(path):
+                    os.rmdir(path)
+                    undo.append(("mkdir", path, None))
         except OSError as exc:
             for kind, path, payload in reversed(undo):
                 try:
                     if kind == "rename":
                         os.rename(path, payload)
+                    elif kind == "mkdir":
+                        os.mkdir(path)
                     elif payload is None:
                         os.unlink(path)
                     else:
@@ -521,6 +529,7 @@ def plan_agent_removal(repo: Repo, txn: Transaction, manifest: dict[str, Any]) -
         if entry and entry.get("written_sha256") == sha256_hex(raw):
             if entry.get("created"):
                 txn.delete(path)
+                txn.rmdir_if_empty(os.path.dirname(path))
                 actions.append(f"deleted {relpath} (created by init)")
             else:
                 txn.write(path, str(entry.get("original") or "").encode("utf-8", "surrogateescape"), _mode_of(path))
@@ -531,6 +540,7 @@ def plan_agent_removal(repo: Repo, txn: Transaction, manifest: dict[str, Any]) -
             continue
         if entry and entry.get("created") and not cleaned.get("hooks") and set(cleaned) <= {"hooks", "version"}:
             txn.delete(path)
+            txn.rmdir_if_empty(os.path.dirname(path))
             actions.append(f"deleted {relpath} (created by init)")
         else:
             txn.write(path, dump_json(cleaned, raw), _mode_of(path))

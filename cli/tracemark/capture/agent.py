@@ -300,7 +300,8 @@ def _post_tool(ctx: _Context, tool: str, tool_input: object, ok: bool) -> tuple[
         from tracemark.capture import shell
 
         command = str(tool_input.get("command") or "") if isinstance(tool_input, dict) else ""
-        result, files = shell.end_shell(ctx.sd, ctx.repo, key, ctx.owner)
+        result, files, before = shell.end_shell(ctx.sd, ctx.repo, key, ctx.owner)
+        command = command or before
         detail = f"{len(files)} file(s) changed"
     elif tool in SUBAGENT_TOOLS:
         response = ctx.payload.get("tool_response")

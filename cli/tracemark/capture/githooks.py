@@ -377,7 +377,7 @@ def post_rewrite(repo: Repo, sd: StateDir, kind: str, stdin: bytes) -> tuple[str
         return "ok", f"{kind}: {len(groups)} commit(s), none recorded"
     info = _commit_info(repo, wanted)
     for new in wanted:
-        olds = [old for old in groups[new] if olds_with_records.get(old)]
+        olds = groups[new]
         parents, ctime, message = info.get(new, ([], 0, ""))
         carry_records(
             repo,

@@ -92,7 +92,9 @@ def begin_shell(sd: StateDir, repo: Repo, tool_key: str, owner: str, command: st
     sig = signature(repo, sd)
     sd.ensure("snapshots")
     if sig is None:
-        sd.write_json(f"snapshots/{tool_key}.json", {"kind": "shell", "skipped": True, "owner": owner})
+        sd.write_json(
+            f"snapshots/{tool_key}.json", {"kind": "shell", "skipped": True, "owner": owner, "command": command}
+        )
         return f"skipped: more than {MAX_STATUS_ENTRIES} changed files"
     sd.write_json(
         f"snapshots/{tool_key}.json",
@@ -101,28 +103,29 @@ def begin_shell(sd: StateDir, repo: Repo, tool_key: str, owner: str, command: st
     return "snapshot"
 
 
-def end_shell(sd: StateDir, repo: Repo, tool_key: str, owner: str) -> tuple[str, list[str]]:
-    """Attribute the files a shell command changed; returns (result, changed paths)."""
+def end_shell(sd: StateDir, repo: Repo, tool_key: str, owner: str) -> tuple[str, list[str], str]:
+    """Attribute the files a shell command changed; returns (result, changed paths, command seen before)."""
     snapshot_rel = f"snapshots/{tool_key}.json"
     snapshot = sd.read_json(snapshot_rel)
     try:
         if not isinstance(snapshot, dict):
-            return "no-snapshot", []
+            return "no-snapshot", [], ""
+        command = str(snapshot.get("command") or "")
         if snapshot.get("skipped"):
-            return "skipped-large-worktree", []
+            return "skipped-large-worktree", [], command
         before = snapshot.get("entries")
         if not isinstance(before, dict):
-            return "bad-snapshot", []
+            return "bad-snapshot", [], command
         after = signature(repo, None)
         if after is None:
-            return "skipped-large-worktree", []
+            return "skipped-large-worktree", [], command
         changed = [
             path
             for path in sorted(set(before) | set(after))
             if path not in before or path not in after or list(before[path])[:3] != after[path][:3]
         ]
         if not changed:
-            return "no-change", []
+            return "no-change", [], command
         clean_before = [path for path in changed if path not in before]
         index_blobs = gitutil.cat_blobs(repo.root, [f":{path}" for path in clean_before])
         since = int(snapshot.get("t") or 0)
@@ -150,7 +153,7 @@ def end_shell(sd: StateDir, repo: Repo, tool_key: str, owner: str) -> tuple[str,
             if result != "ok":
                 notes.append(f"{path}: {result}")
             touched.append(path)
-        return ("ok" if not notes else "partial: " + "; ".join(notes)[:300]), touched
+        return ("ok" if not notes else "partial: " + "; ".join(notes)[:300]), touched, command
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(sd.path(snapshot_rel))

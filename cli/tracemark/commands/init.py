@@ -61,7 +61,8 @@ def _check_server(project: str, org: str | None, offline: bool) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from tracemark import gitutil, installer
-    from tracemark.capture.state import StateDir
+    from tracemark.capture.state import StateDir, sha256_hex
+    from tracemark.config import KEYS as CONFIG_KEYS
     from tracemark.config import render_config
     from tracemark.errors import UserError
 
@@ -98,11 +99,17 @@ def run(args: argparse.Namespace) -> int:
         }
         path, current, new = render_config(repo.root, updates)
         if current is None:
-            updates_for_new = {"requireTrace": False, "uploadTranscript": True}
-            path, current, new = render_config(repo.root, {**updates, **updates_for_new})
+            defaults = {"requireTrace": False, "uploadTranscript": True}
+            given = {key: value for key, value in updates.items() if value is not None}
+            merged = {**defaults, **given}
+            ordered = {key: merged[key] for key in CONFIG_KEYS if key in merged}
+            path, current, new = render_config(repo.root, ordered)
         if new != current:
             txn.write(path, new, 0o644)
             actions.append(f"{'wrote' if current is None else 'updated'} {os.path.basename(path)}")
+            entry = manifest.setdefault(os.path.basename(path), {})
+            entry.setdefault("created", current is None)
+            entry["written_sha256"] = sha256_hex(new)
         actions += installer.plan_agent_configs(repo, txn, claude, args.cursor, manifest)
         actions += installer.plan_git_hooks(repo, txn)
         txn.commit()

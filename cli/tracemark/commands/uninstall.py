@@ -1,6 +1,6 @@
 """`tracemark uninstall [--yes]` (SPEC §2.2): remove our hooks and entries, restore chained hooks, drop state."""
 # os.path throughout, like the capture modules it drives
-# ruff: noqa: PTH109, PTH112, PTH208
+# ruff: noqa: PTH109, PTH112, PTH113, PTH118, PTH123, PTH208
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import argparse
 import os
 import shutil
 import sys
+from typing import Any
 
 NAME = "uninstall"
 HELP = "Remove tracemark's git hooks, agent hook entries and local state from this repository."
@@ -15,6 +16,31 @@ HELP = "Remove tracemark's git hooks, agent hook entries and local state from th
 
 def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
+
+
+def _plan_config_removal(root: str, txn: Any, manifest: dict[str, Any]) -> list[str]:
+    """Delete the project config only when this clone's init created it, unchanged and never committed."""
+    from tracemark import gitutil
+    from tracemark.capture.state import sha256_hex
+    from tracemark.config import CONFIG_NAMES
+
+    actions = []
+    for name in CONFIG_NAMES:
+        entry = manifest.get(name)
+        path = os.path.join(root, name)
+        if not isinstance(entry, dict) or not entry.get("created") or not os.path.isfile(path):
+            continue
+        with open(path, "rb") as handle:
+            unchanged = sha256_hex(handle.read()) == entry.get("written_sha256")
+        tracked = gitutil.git(root, "ls-files", "--", name, check=False).strip()
+        if unchanged and not tracked:
+            txn.delete(path)
+            actions.append(f"deleted {name} (created by init, never committed)")
+        else:
+            actions.append(
+                f"kept {name} (committed or edited; delete it yourself if the project no longer uses tracemark)"
+            )
+    return actions
 
 
 def run(args: argparse.Namespace) -> int:
@@ -40,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         actions = installer.plan_git_hooks_removal(repo, txn)
         actions += installer.plan_agent_removal(repo, txn, manifest)
+        actions += _plan_config_removal(repo.root, txn, manifest)
         txn.commit()
     except installer.InstallError as exc:
         raise UserError(exc.message, exc.hint) from exc
