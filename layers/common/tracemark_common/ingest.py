@@ -704,6 +704,19 @@ def transcript_upload_key(org: str, sha256: str) -> str:
     return f"uploads/{org}/transcripts/{sha256}"
 
 
+def _check_mergeable(current: SessionRecord | None, principal: Principal, parsed: ParsedAttestation) -> None:
+    if current is not None and current.user != principal.sub:
+        raise Conflict(
+            f"session {parsed.session_id!r} was pushed by another identity; it cannot be merged",
+            code="session_owner_mismatch",
+        )
+    if current is not None and current.project != parsed.project:
+        raise Conflict(
+            f"session {parsed.session_id!r} belongs to project {current.project!r}, not {parsed.project!r}",
+            code="project_mismatch",
+        )
+
+
 def _evaluate_policies(
     store: AppStore, org: str, contract_yaml: str | None, parsed: ParsedAttestation, evaluator: PolicyEvaluator
 ) -> list[dict[str, Any]]:
@@ -760,6 +773,7 @@ def ingest_attestation(
             f"project {parsed.project!r} does not exist in {org!r}; an org admin creates it with POST /v1/projects",
             code="unknown_project",
         )
+    _check_mergeable(store.get_session(org, parsed.session_id), principal, parsed)  # before any write
     new_results = _evaluate_policies(store, org, project.contract_yaml, parsed, policy_evaluator)
     transcript = _attach_transcript(org, parsed, blobs)
 
@@ -774,16 +788,7 @@ def ingest_attestation(
             stored = store.get_attestation(org, digest)  # lost a race to the same envelope?
             if stored is not None:
                 return IngestResult(200, stored.result)
-        if current is not None and current.user != principal.sub:
-            raise Conflict(
-                f"session {parsed.session_id!r} was pushed by another identity; it cannot be merged",
-                code="session_owner_mismatch",
-            )
-        if current is not None and current.project != parsed.project:
-            raise Conflict(
-                f"session {parsed.session_id!r} belongs to project {current.project!r}, not {parsed.project!r}",
-                code="project_mismatch",
-            )
+        _check_mergeable(current, principal, parsed)
         current_evidence = load_evidence(current, blobs) if current is not None else {}
         record, merged = merge_session(
             current, current_evidence, parsed, principal=principal, received_at=received_at, policy_results=new_results

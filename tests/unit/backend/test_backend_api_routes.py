@@ -111,6 +111,14 @@ def test_health_and_openapi_need_no_token(api: Api) -> None:
     doc = api.ok("GET", "/v1/openapi.json")
     assert doc["openapi"].startswith("3.")
     assert "post" in doc["paths"]["/v1/attestations"]
+    from tracemark_common.routes import ROUTES
+
+    for route in ROUTES:  # every declared route is described, with its path parameters
+        operation = doc["paths"][route.path][route.method.lower()]
+        assert operation["summary"] == route.summary
+        assert [p["name"] for p in operation.get("parameters", []) if p["in"] == "path"] == [
+            part[1:-1] for part in route.path.split("/") if part.startswith("{")
+        ]
     assert doc["paths"]["/v1/orgs"]["post"]["requestBody"]["content"]["application/json"]["schema"]["required"] == [
         "name"
     ]

@@ -448,9 +448,24 @@ def test_another_identity_cannot_merge_into_alices_session(world: World) -> None
     world.register("acme", "bob", "tok_bob", bob_key)
     bob = Principal(org="acme", sub="bob", role="member", scopes=("push",), token_id="tok_bob", kind="user")
     ev = evidence(commits=[commit_entry(5)])
+    index_before = {k: set(v) for k, v in world.store.commit_index.items()}
+    blobs_before = set(world.blobs.objects)
     with pytest.raises(Conflict) as err:
         world.push(sign(statement(ev), bob_key), principal=bob)
     assert err.value.code == "session_owner_mismatch"
+    # nothing of bob's attestation was stored: no index entry for commit 5, no blob
+    assert world.store.commit_index == index_before
+    assert set(world.blobs.objects) == blobs_before
+    assert world.store.sessions_for_commit("acme", sha(5)) == []
+
+
+def test_a_session_cannot_move_to_another_project(world: World) -> None:
+    world.push(world.envelope())
+    world.store.create_project(ProjectRecord(org="acme", name="api", created_at="2026-01-01T00:00:00.000Z"))
+    with pytest.raises(Conflict) as err:
+        world.push(world.envelope(evidence(commits=[commit_entry(9)]), project="api"))
+    assert err.value.code == "project_mismatch"
+    assert world.store.sessions_for_commit("acme", sha(9)) == []
 
 
 def test_hostile_numbers_in_free_form_usage_do_not_break_rollups(world: World) -> None:
