@@ -64,6 +64,7 @@ class Credentials:
     token: str
     keyid: str = ""
     source: str = "file"  # file | env
+    organization: str = ""  # the token's organisation, as the server said at login
 
     def token_for(self, server: str) -> str | None:
         """The token, only for the server it belongs to."""
@@ -87,13 +88,15 @@ def _write_private(path: Path, data: bytes) -> None:
         raise
 
 
-def save_credentials(server: str, token: str, keyid: str) -> Path:
+def save_credentials(server: str, token: str, keyid: str, organization: str = "") -> Path:
     directory = config_dir()
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     with contextlib.suppress(OSError):
         directory.chmod(0o700)
     path = directory / CREDENTIALS_FILE
     body = {"server": normalize_server(server), "token": token, "keyid": keyid}
+    if organization:
+        body["organization"] = organization
     _write_private(path, (json.dumps(body, indent=2) + "\n").encode())
     return path
 
@@ -106,6 +109,7 @@ def load_credentials(env: dict[str, str] | None = None) -> Credentials | None:
     if server and token:
         keyid = stored.keyid if stored and same_server(stored.server, server) else ""
         return Credentials(server=normalize_server(server), token=token, keyid=keyid, source="env")
+    # the stored organisation belongs to the stored token only
     return stored
 
 
@@ -120,7 +124,8 @@ def _load_file() -> Credentials | None:
     if not isinstance(raw, dict) or not isinstance(raw.get("server"), str) or not isinstance(raw.get("token"), str):
         raise UserError(f"{path} is not a tracemark credentials file", "run `tracemark auth login` again")
     keyid = raw.get("keyid") if isinstance(raw.get("keyid"), str) else ""
-    return Credentials(server=raw["server"], token=raw["token"], keyid=str(keyid))
+    organization = raw.get("organization") if isinstance(raw.get("organization"), str) else ""
+    return Credentials(server=raw["server"], token=raw["token"], keyid=str(keyid), organization=str(organization))
 
 
 def delete_credentials() -> bool:

@@ -190,6 +190,30 @@ def compute_code_changes(session_id: str, commits: Sequence[CommitFacts]) -> Cod
     return changes
 
 
+def _commit_entry(commit: CommitFacts, session_id: str) -> dict[str, Any]:
+    """One commit of the session: its files, this session's AI line ranges, and its line counts
+    (all lines, this session's AI lines, other sessions' AI lines) so each commit counts once."""
+    changes = compute_code_changes(session_id, [commit])
+    return {
+        "sha": commit.sha,
+        "files": sorted(f.path for f in commit.files),
+        "line_ranges": {
+            f.path: [{"start": s, "end": e} for s, e in merge_ranges(f.ai_ranges.get(session_id, []))]
+            for f in commit.files
+            if f.ai_ranges.get(session_id)
+        },
+        "lines_added": changes.lines_added,
+        "lines_removed": changes.lines_removed,
+        "ai_lines_added": changes.ai_lines_added,
+        "ai_lines_removed": changes.ai_lines_removed,
+        "other_ai_lines_added": changes.tracemark_other_ai_lines_added,
+        "other_ai_lines_removed": changes.tracemark_other_ai_lines_removed,
+        "rewritten_from": list(commit.rewritten_from),
+        "signature": commit.signature,
+        "session_ids": list(commit.session_ids),
+    }
+
+
 def git_context(
     *,
     summary: TranscriptSummary | None,
@@ -197,6 +221,7 @@ def git_context(
     repository: str = "",
     branch: str = "",
     remotes: Mapping[str, str] | None = None,
+    session_id: str = "",
 ) -> dict[str, Any]:
     """Chainloop's git_context (remote URLs stripped of credentials) plus `tracemark_commits`."""
     ordered = sorted(commits, key=lambda c: c.timestamp)
@@ -213,23 +238,7 @@ def git_context(
         context["commit_end"] = ordered[-1].sha
         context["commits"] = [f"{c.sha} {redact_text(c.subject)[0]}".strip() for c in ordered]
         context["commit_count"] = len(ordered)
-        context["tracemark_commits"] = [
-            {
-                "sha": c.sha,
-                "files": sorted(f.path for f in c.files),
-                "line_ranges": {
-                    f.path: [
-                        {"start": s, "end": e} for s, e in merge_ranges(r for rs in f.ai_ranges.values() for r in rs)
-                    ]
-                    for f in c.files
-                    if any(f.ai_ranges.values())
-                },
-                "rewritten_from": list(c.rewritten_from),
-                "signature": c.signature,
-                "session_ids": list(c.session_ids),
-            }
-            for c in ordered
-        ]
+        context["tracemark_commits"] = [_commit_entry(c, session_id) for c in ordered]
     if remotes:
         context["tracemark_remotes"] = {name: strip_url_credentials(url) for name, url in sorted(remotes.items())}
     return context

@@ -409,6 +409,7 @@ class Pusher:
         self._client: Any = None
         self._client_factory = client_factory
         self._key: dsse.PrivateKey | None = None
+        self._organization: str | None = None
 
     # output and log
     def say(self, message: str) -> None:
@@ -435,6 +436,24 @@ class Pusher:
         except UserError:
             return None
         return {dsse.keyid(public): public}
+
+    def organization(self) -> str:
+        """`.tracemark.yml` first, then the token's organisation (stored at login, else asked)."""
+        if self.config and self.config.organization:
+            return self.config.organization
+        if self.credentials is None:
+            return ""
+        if self.credentials.organization:
+            return self.credentials.organization
+        if self._organization is None:
+            self._organization = ""
+            from tracemark.client import TransportError
+
+            with contextlib.suppress(TransportError):
+                who = self.client().request("GET", "/v1/whoami")
+                if who.ok and isinstance(who.body, dict) and isinstance(who.body.get("org"), str):
+                    self._organization = who.body["org"]
+        return self._organization
 
     @property
     def target_server(self) -> str:
@@ -511,7 +530,14 @@ class Pusher:
         elif existing:
             scan_transcript(existing, redaction)
         branch = gitutil.git(self.root, "symbolic-ref", "-q", "--short", "HEAD", check=False).decode().strip()
-        context = git_context(summary=summary, commits=facts, repository=url, branch=branch, remotes=self._remotes())
+        context = git_context(
+            summary=summary,
+            commits=facts,
+            repository=url,
+            branch=branch,
+            remotes=self._remotes(),
+            session_id=session_id,
+        )
         evidence = evidence_from_transcript(
             summary,
             session_id=session_id,
@@ -525,7 +551,7 @@ class Pusher:
             evidence,
             shas,
             project=self.config.project_name,
-            organization=self.config.organization or None,
+            organization=self.organization() or None,
             cli_version=__version__,
             transcript=transcript_ref,
         )

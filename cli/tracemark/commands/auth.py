@@ -67,8 +67,15 @@ def _login(args: argparse.Namespace) -> int:
     returned = response.body.get("keyid") if isinstance(response.body, dict) else None
     if isinstance(returned, str) and returned and returned != keyid:
         print(f"tracemark: warning: the server computed key id {returned}, expected {keyid}", file=sys.stderr)
-    path = credentials.save_credentials(server, token, keyid)
-    print(f"Logged in to {server}.")
+    organization = ""
+    try:
+        who = client.request("GET", "/v1/whoami")
+        if who.ok and isinstance(who.body, dict) and isinstance(who.body.get("org"), str):
+            organization = who.body["org"]
+    except TransportError:
+        organization = ""
+    path = credentials.save_credentials(server, token, keyid, organization)
+    print(f"Logged in to {server}" + (f" (organization {organization})." if organization else "."))
     print(f"Signing key {keyid} registered ({credentials.private_key_path()}).")
     print(f"Credentials stored in {path} (mode 0600).")
     return 0
@@ -84,6 +91,7 @@ def _status() -> int:
     print(f"server: {creds.server}")
     print(f"token:  from {'TRACEMARK_TOKEN' if creds.source == 'env' else credentials.CREDENTIALS_FILE}")
     print(f"key id: {creds.keyid or '(none registered)'}")
+    print(f"org:    {creds.organization or '(unknown)'}")
     return 0
 
 

@@ -35,6 +35,7 @@ class ServerState:
     upload_meta: dict[str, dict[str, Any]] = field(default_factory=dict)
     keys: dict[str, str] = field(default_factory=dict)
     token: str = "test-token-0123456789"
+    org: str = "acme"
     delay: float = 0.0
     stop: threading.Event = field(default_factory=threading.Event)
 
@@ -63,6 +64,15 @@ def make_handler(state: ServerState) -> type[BaseHTTPRequestHandler]:
 
         def _authorised(self) -> bool:
             return self.headers.get("Authorization") == f"Bearer {state.token}"
+
+        def do_GET(self) -> None:
+            state.requests.append(Recorded("GET", self.path, dict(self.headers), b""))
+            if not self._authorised():
+                self._send(401, {"error": {"code": "unauthorized", "message": "bad token"}})
+            elif self.path == "/v1/whoami":
+                self._send(200, {"org": state.org, "subject": "alice", "role": "member", "scopes": ["push"]})
+            else:
+                self._send(404, {"error": {"code": "not_found", "message": "no route"}})
 
         def do_PUT(self) -> None:
             body = self._body()

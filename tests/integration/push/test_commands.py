@@ -39,7 +39,7 @@ def test_auth_login_registers_key_and_stores_0600(
     assert stat.S_IMODE((config_home / "credentials.json").stat().st_mode) == 0o600
     assert stat.S_IMODE((config_home / "signing-key.pem").stat().st_mode) == 0o600
     stored = json.loads((config_home / "credentials.json").read_text())
-    assert stored == {"server": server.url, "token": server.state.token, "keyid": keyid}
+    assert stored == {"server": server.url, "token": server.state.token, "keyid": keyid, "organization": "acme"}
     assert keyid in capsys.readouterr().out
     # a second login reuses the same key
     assert main(["auth", "login", "--server", server.url + "/", "--token", server.state.token]) == 0

@@ -172,6 +172,15 @@ def test_201_attests_uploads_redacted_transcript_and_prints_url(world: World) ->
     assert world.spooled() == []
 
 
+def test_organization_defaults_to_the_tokens(world: World) -> None:
+    # Given a config without `organization:` and credentials stored before whoami was known
+    (world.root / ".tracemark.yml").write_text("projectName: demo\n")
+    world.server.state.org = "from-token"
+    assert world.push() == 0
+    (post,) = world.server.state.attestation_posts()
+    assert _statement(json.loads(post.body), world.key)["predicate"]["organization"] == "from-token"
+
+
 def test_second_push_of_the_same_session_sends_nothing(world: World) -> None:
     assert world.push() == 0
     assert world.push() == 0

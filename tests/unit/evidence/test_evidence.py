@@ -162,6 +162,7 @@ def test_git_context_strips_credentials_and_lists_commits() -> None:
         repository="https://bob:tok@github.com/o/r.git",
         branch="main",
         remotes={"origin": "https://bob:tok@github.com/o/r.git"},
+        session_id="s1",
     )
     assert context["repository"] == "https://github.com/o/r.git"
     assert "tok" not in json.dumps(context)
@@ -173,6 +174,9 @@ def test_git_context_strips_credentials_and_lists_commits() -> None:
         and tm["rewritten_from"] == ["c" * 40]
         and tm["line_ranges"] == {"a": [{"start": 1, "end": 1}]}
     )
+    # per-commit counts, so the server counts each commit's lines once
+    assert (tm["lines_added"], tm["ai_lines_added"], tm["other_ai_lines_added"]) == (1, 1, 0)
+    assert context["tracemark_commits"][0]["lines_added"] == 0
 
 
 # --- statement + DSSE -----------------------------------------------------------------------
