@@ -510,11 +510,21 @@
     box.appendChild(section("Git context", [dl([
       ["Repository", git.repository], ["Branch", git.branch], ["First commit", git.commit_start], ["Last commit", git.commit_end],
       ["Commits", shas.length || git.commit_count]
-    ]), table("commits-table", ["Commit", "Files", "Rewritten from", "Signature"], (commits.length ? commits : shas.map(function (c) { return { sha: c }; })).map(function (c) {
-      c = obj(c);
-      return [el("code", { text: short(c.sha, 12), title: String(c.sha || "") }), String(arr(c.files).length || "—"),
-        arr(c.rewritten_from).map(function (x) { return short(x, 12); }).join(", ") || "—", String(c.signature || "—")];
-    }), "No commits.")]));
+    ]), table("commits-table", ["Commit", "Files", "Lines +/−", "AI lines +/−", "AI line ranges", "Rewritten from", "Signature"],
+      (commits.length ? commits : shas.map(function (c) { return { sha: c }; })).map(function (c) {
+        c = obj(c);
+        var fileNames = arr(c.files).map(function (f) { return typeof f === "string" ? f : String(obj(f).path || ""); });
+        var byFile = isObj(c.line_ranges) ? c.line_ranges : {};
+        var rangeText = Object.keys(byFile).map(function (path) { return short(path, 80) + ": " + ranges(byFile[path]); }).join("; ");
+        var hasLines = typeof c.lines_added === "number" || typeof c.lines_removed === "number";
+        var hasAi = typeof c.ai_lines_added === "number" || typeof c.ai_lines_removed === "number";
+        return [el("code", { text: short(c.sha, 12), title: String(c.sha || "") }),
+          el("span", { title: fileNames.join("\n"), text: fileNames.length ? fileNames.map(function (f) { return short(f, 60); }).join(", ") : "—" }),
+          hasLines ? fmtInt(num(c.lines_added)) + " / " + fmtInt(num(c.lines_removed)) : "—",
+          hasAi ? fmtInt(num(c.ai_lines_added)) + " / " + fmtInt(num(c.ai_lines_removed)) : "—",
+          rangeText || "—",
+          arr(c.rewritten_from).map(function (x) { return short(x, 12); }).join(", ") || "—", String(c.signature || "—")];
+      }), "No commits.")]));
 
     var files = arr(changes.files);
     box.appendChild(section("Code changes", [dl([
@@ -522,10 +532,11 @@
       ["AI lines", fmtInt(num(changes.ai_lines_added) + num(changes.ai_lines_removed))],
       ["Human lines", fmtInt(num(changes.human_lines_added) + num(changes.human_lines_removed))],
       ["Files created / modified / deleted", [changes.files_created, changes.files_modified, changes.files_deleted].map(fmtInt).join(" / ")]
-    ]), el("h3", { text: "Per-file attribution" }), table("files-table", ["File", "Status", "Added", "Removed", "Attribution", "AI line ranges"], files.map(function (f) {
+    ]), el("h3", { text: "Per-file attribution" }), table("files-table", ["File", "Status", "Added", "Removed", "AI lines", "Attribution", "AI line ranges"], files.map(function (f) {
       f = obj(f);
       var who = String(f.tracemark_attribution || f.attribution || "—");
       return [el("code", { class: "path", title: String(f.path || ""), text: short(f.path, 120) }), String(f.status || "—"), fmtInt(f.lines_added), fmtInt(f.lines_removed),
+        typeof f.tracemark_ai_lines_added === "number" ? fmtInt(f.tracemark_ai_lines_added + num(f.tracemark_ai_lines_removed)) : "—",
         el("span", { class: "attr attr-" + (["ai", "human", "mixed"].indexOf(who) >= 0 ? who : "other"), text: who }), ranges(f.line_ranges)];
     }), "No file changes recorded.")]));
 

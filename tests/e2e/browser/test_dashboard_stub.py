@@ -66,6 +66,19 @@ def _session() -> dict[str, Any]:
                     "commit_start": "f9ab7b4",
                     "commit_end": "f9ab7b4",
                     "commit_count": 1,
+                    "tracemark_commits": [
+                        {
+                            "sha": "f9ab7b49bd2f94a8925d55821792308f6ec87a57",
+                            "files": ["go.mod", "main.go"],
+                            "line_ranges": {"main.go": [{"start": 1, "end": 4}, {"start": 6, "end": 9}]},
+                            "lines_added": 11,
+                            "lines_removed": 0,
+                            "ai_lines_added": 8,
+                            "ai_lines_removed": 0,
+                            "rewritten_from": ["0123456789abcdef0123456789abcdef01234567"],
+                            "signature": "G",
+                        }
+                    ],
                 },
                 "code_changes": {
                     "files_created": 2,
@@ -220,6 +233,8 @@ def test_session_page_renders_attribution_and_raw_json(page: Any, world_and_api:
     assert "ai" in row.inner_text() and "1–4, 6–9" in row.inner_text()
     assert "human" in files.locator("tr", has_text="go.mod").inner_text()
     assert page.locator("#files-table img").count() == 0
+    commit = page.locator("#commits-table tbody tr").first.inner_text()
+    assert "main.go: 1–4, 6–9" in commit and "8 / 0" in commit and "11 / 0" in commit and "0123456789a" in commit
     assert "72" in page.locator(".score").inner_text()
     assert page.locator("#prs-table a").get_attribute("href") == "https://github.com/acme/web/pull/17"
     page.screenshot(path=str(artifacts / "session.png"), full_page=True)
