@@ -138,7 +138,7 @@ def _load(cls: type[R], doc: str | None) -> R:
 class DynamoStore:
     def __init__(self, table_name: str, region: str | None = None, host: str | None = None) -> None:
         self.region = region or os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION") or "us-east-1"
-        self.host = host if host is not None else os.environ.get("AWS_ENDPOINT_URL") or None
+        self.host = (host if host is not None else os.environ.get("AWS_ENDPOINT_URL")) or None
         self.table_name = table_name
         self.Item = item_model(table_name, self.region, self.host)
 
