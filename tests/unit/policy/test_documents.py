@@ -110,7 +110,7 @@ def test_arguments_are_checked_against_declared_inputs(with_args: dict[str, str]
         (POLICY_YAML.replace("name: mode", "name: 9mode"), "name must match"),
         (POLICY_YAML.replace("name: mode", "name: limit"), "declared twice"),
         ("apiVersion: [unclosed\n", "not valid YAML at line"),
-        ("- just\n- a list\n", "must be a mapping"),
+        ("- just\n- a list\n", "neither Rego (no `package` declaration) nor a Policy"),
         ("package main\x00\n", "NUL"),
     ],
 )

@@ -213,6 +213,8 @@ def parse_policy_text(text: str, *, where: str = "policy", default_name: str = "
     if looks_like_rego(text) and not text.lstrip().startswith(("apiVersion", "kind", "---")):
         return policy_from_rego(text, where=where, default_name=default_name)
     document = load_yaml(text, where)
+    if not isinstance(document, Mapping):
+        raise Unprocessable(f"{where} is neither Rego (no `package` declaration) nor a Policy YAML document")
     return policy_from_document(document, where=where)
 
 
