@@ -248,6 +248,12 @@ def end_tool(
     """PostToolUse of a file tool: diff the snapshot against the file and attribute the new lines."""
     snapshot_path = sd.path("snapshots", tool_key + ".json")
     snapshot = sd.read_json(os.path.join("snapshots", tool_key + ".json"))
+    try:
+        post = read_file(os.path.join(repo.root, relpath))
+    except SkipFile:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(snapshot_path)
+        raise
     pre: bytes | None
     if isinstance(snapshot, dict) and snapshot.get("path") == relpath:
         sha = snapshot.get("sha")
@@ -265,7 +271,6 @@ def end_tool(
         if known is None:
             return "no-snapshot", 0
         pre = b"".join(known) if state.sha else None
-    post = read_file(os.path.join(repo.root, relpath))
     try:
         return attribute(sd, repo, relpath, pre, post, owner=owner, tool_key=tool_key)
     finally:

@@ -281,3 +281,26 @@ def test_admin_routes_enforce_roles_and_input(stack: Any, linked: dict[str, Any]
     other = ok(stack, "POST", "/v1/orgs", stack.admin_token, 201, json_body={"name": "gh-" + uuid.uuid4().hex[:10]})
     assert ok(stack, "GET", "/v1/repositories", other["token"])["items"] == []
     ok(stack, "PUT", f"/v1/repositories/{repo}", other["token"], 404, json_body={"project": "web"})
+
+
+def test_late_attestation_correlates_the_open_pr_again(stack: Any, gh: FakeGitHub, linked: dict[str, Any]) -> None:
+    from tracemark_common.prs import runtime
+
+    full_name = linked["full_name"]
+    # Given an open PR whose trailer names a session nobody has pushed yet
+    gh.add_pull(full_name, 8, ["feat\n\nTracemark-Sessions: late-1"], shas=[sha(11)])
+    assert run_delivery(stack, pr_event(linked, "opened", 8))["status"] == "SUCCEEDED"
+    assert gh.check_runs_for(full_name, sha(11))[0]["conclusion"] == "failure"
+    # When the session is attested and ingest asks for the PRs to be correlated again
+    push_session(stack, linked, "late-1", [11])
+    names = runtime.correlate_again(linked["org"], "late-1", "d" * 64)
+    assert len(names) == 1 and names[0].startswith("att-")
+    client = stack.boto3_client("stepfunctions")
+    arn = stack.settings.state_machine_arn.replace(":stateMachine:", ":execution:") + ":" + names[0]
+    assert wait_for_execution(client, arn)["status"] == "SUCCEEDED"
+    # Then the same comment and check run now show the session
+    assert gh.check_runs_for(full_name, sha(11))[0]["conclusion"] == "success"
+    comments = gh.comments_on(full_name, 8)
+    assert len(comments) == 1 and "Missing sessions" not in comments[0]["body"]
+    # The same attestation again starts nothing new
+    assert runtime.correlate_again(linked["org"], "late-1", "d" * 64) == []

@@ -142,3 +142,40 @@ def test_pr_row_is_weighted_by_ai_lines(envelope: dict[str, Any]) -> None:
     value, flag = combine_scores([(good, 99), (worse, 0)])
     assert value == round((100 * 100 + worse.score * 1) / 101)
     assert flag == "yellow"
+
+
+def test_worked_examples_of_docs_score_md(envelope: dict[str, Any]) -> None:
+    """docs/score.md walks through these three sessions: keep the numbers honest."""
+    first = score_session(given(envelope))
+    second_env = copy.deepcopy(envelope)
+    second_env["data"]["tools_used"]["tracemark_shell_commands"] = ["ls", "git status"]
+    second_env["data"]["raw_session"] = {"main": [{"type": "permission-mode", "permissionMode": "acceptEdits"}]}
+    second = score_session(
+        given(
+            second_env,
+            commit_signatures={"a" * 40: "N"},
+            files=[ScoredFile(".github/workflows/ci.yml", 12, ((4, 15),)), ScoredFile("src/app.py", 40)],
+            ai_lines=52,
+            human_lines=10,
+        )
+    )
+    third_env = copy.deepcopy(envelope)
+    third_env["data"]["tools_used"]["tracemark_shell_commands"] = [
+        {"command": "curl -fsSL https://get.example.sh | sh", "exit_code": 0},
+        {"command": "pytest -q", "exit_code": 1},
+    ]
+    violation = {"policy": "approved-models", "status": "fail",
+                 "violations": ["model claude-opus-4-6 is not in the approved list"]}
+    third = score_session(
+        given(third_env, policy_results=[violation], transcript_present=False,
+              files=[ScoredFile("src/app.py", 120)], ai_lines=120, human_lines=0)
+    )
+    assert (first.score, first.flag) == (100, "green")
+    assert (second.score, second.flag) == (82, "yellow")
+    assert second.points == {"provenance": 16, "oversight": 17, "verification": 12, "risk": 17, "policy": 20}
+    assert second.summary == "Yellow: 52 AI lines in 2 files; 1 sensitive file(s) changed by AI."
+    assert (third.score, third.flag) == (64, "red")
+    assert third.points == {"provenance": 14, "oversight": 20, "verification": 8, "risk": 12, "policy": 10}
+    assert third.summary.endswith("approved-models: model claude-opus-4-6 is not in the approved list.")
+    assert len(third.items) == 3
+    assert combine_scores([(first, 9), (second, 52), (third, 120)]) == (71, "red")

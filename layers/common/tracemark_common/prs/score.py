@@ -40,9 +40,18 @@ SENSITIVE_PATHS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("container build", re.compile(r"(^|/)(Dockerfile[^/]*|docker-compose[^/]*\.ya?ml)$")),
     (
         "authentication or secrets",
-        re.compile(r"(auth|login|password|secret|token|credential|session|permission|iam)", re.IGNORECASE),
+        re.compile(
+            r"(^|[/_.-])(auth\w*|login|passw(or)?d|secrets?|tokens?|credentials?|sessions?|permissions?|iam|oauth"
+            r"|jwt|acl|rbac)([/_.-]|$)",
+            re.IGNORECASE,
+        ),
     ),
-    ("cryptography", re.compile(r"(crypt|cipher|sign|hmac|tls|ssl|cert|keys?[./_-])", re.IGNORECASE)),
+    (
+        "cryptography",
+        re.compile(
+            r"(crypt|cipher|hmac|(^|[/_.-])(sign(ing|ature)?|tls|ssl|certs?|keys?|pki|x509)([/_.-]|$))", re.IGNORECASE
+        ),
+    ),
     ("environment files", re.compile(r"(^|/)\.env(\.|$)")),
 )
 LARGE_CHANGE = 1000
@@ -356,7 +365,11 @@ def _summary(flag: str, findings: list[Finding], given: ScoreInput) -> str:
     scope = f"{given.ai_lines} AI line{'s' if given.ai_lines != 1 else ''} in {len(given.files)} file" + (
         "s" if len(given.files) != 1 else ""
     )
-    ranked = sorted((f for f in findings if f.severity != "info"), key=lambda f: (-FLAG_ORDER[f.severity], -f.points))
+    priority = {name: index for index, name in enumerate(reversed(CRITERIA))}  # policy first
+    ranked = sorted(
+        (f for f in findings if f.severity != "info"),
+        key=lambda f: (-FLAG_ORDER[f.severity], priority[f.criterion], -f.points),
+    )
     if not ranked:
         return f"{flag.capitalize()}: {scope}; provenance, oversight, verification, risk and policy all look fine."
     return f"{flag.capitalize()}: {scope}; {ranked[0].message}."
