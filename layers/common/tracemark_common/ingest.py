@@ -16,7 +16,7 @@ import hashlib
 import json
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -750,7 +750,11 @@ def ingest_attestation(
     rollup_writer: RollupWriterLike,
     base_url: str = "",
     max_bytes: int = MAX_ENVELOPE_BYTES,
+    after_commit: Callable[[str, str, str], object] | None = None,
 ) -> IngestResult:
+    """Ingest one DSSE envelope for `principal` (module docstring). `after_commit(org, session_id,
+    digest)` runs once a new attestation is stored (the PR workflow re-correlates open PRs); its
+    failures are logged, never returned."""
     org = require_scope(principal, "push")
     received_at = received_at.astimezone(UTC)
     value = _parse_envelope(envelope, max_bytes)
@@ -829,6 +833,11 @@ def ingest_attestation(
         before = session_facts(current) if current is not None else None
         record.version = 0 if current is None else current.version + 1
         _record_rollups(rollup_writer, before, session_facts(record))
+        if after_commit is not None:
+            try:
+                after_commit(org, record.id, digest)
+            except Exception:  # the attestation is stored; PR updates catch up on the next event
+                logger.exception("re-correlating pull requests failed", extra={"session": record.id})
         return IngestResult(201, body)
     raise Unavailable(f"session {parsed.session_id!r} is being updated concurrently; retry")
 

@@ -545,3 +545,17 @@ def test_erase_session_removes_everything_and_moves_rollups_back(world: World) -
         erase_session(ADMIN, "sess-1", store=world.store, blobs=world.blobs, rollup_writer=world.rollups)
     with pytest.raises(Forbidden):
         erase_session(ALICE, "sess-1", store=world.store, blobs=world.blobs, rollup_writer=world.rollups)
+
+
+def test_open_prs_are_re_correlated_once_per_new_attestation(world: World) -> None:
+    calls: list[tuple[str, str, str]] = []
+    envelope = world.envelope()
+    first = world.push(envelope, after_commit=lambda *args: calls.append(args))
+    world.push(envelope, after_commit=lambda *args: calls.append(args))  # a replay starts nothing
+    assert calls == [("acme", "sess-1", first.body["digest"])]
+
+    def failing(*_: Any) -> None:
+        raise RuntimeError("step functions down")
+
+    # a failure to start the workflow never fails the push
+    assert world.push(world.envelope(evidence("s2", commits=[commit_entry(2)])), after_commit=failing).status == 201

@@ -586,6 +586,7 @@ def post_attestation() -> Response[str]:
         rollup_writer=svc.rollup_writer,
         base_url=_base_url(),
         max_bytes=max_bytes,
+        after_commit=svc.after_ingest,
     )
     if upload_key is not None:
         svc.blobs.delete(upload_key)

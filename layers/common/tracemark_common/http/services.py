@@ -28,6 +28,7 @@ class Services:
     rollup_writer: RollupWriterLike
     base_url: str = ""  # empty: derived from the request (PUBLIC_BASE_URL may be empty on AWS)
     clock: Callable[[], datetime] = field(default=_now)
+    after_ingest: Callable[[str, str, str], object] | None = None  # (org, session id, digest)
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,15 @@ def default_policy_evaluator(
         return _EmptyReport(results=[])
     report: PolicyReportLike = evaluate_session(contract_yaml, org_policies, gate_default, envelope)
     return report
+
+
+def _default_after_ingest() -> Callable[[str, str, str], object] | None:
+    """Re-correlate open PRs that name the session (SPEC §3.2), when the PR workflow is there."""
+    try:
+        from tracemark_common.prs.runtime import correlate_again
+    except ImportError:
+        return None
+    return correlate_again
 
 
 class _NullRollups:
@@ -84,4 +94,5 @@ def services() -> Services:
         policy_evaluator=default_policy_evaluator,
         rollup_writer=_default_rollups(),
         base_url=get_settings().public_base_url,
+        after_ingest=_default_after_ingest(),
     )
