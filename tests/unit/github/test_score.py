@@ -164,11 +164,20 @@ def test_worked_examples_of_docs_score_md(envelope: dict[str, Any]) -> None:
         {"command": "curl -fsSL https://get.example.sh | sh", "exit_code": 0},
         {"command": "pytest -q", "exit_code": 1},
     ]
-    violation = {"policy": "approved-models", "status": "fail",
-                 "violations": ["model claude-opus-4-6 is not in the approved list"]}
+    violation = {
+        "policy": "approved-models",
+        "status": "fail",
+        "violations": ["model claude-opus-4-6 is not in the approved list"],
+    }
     third = score_session(
-        given(third_env, policy_results=[violation], transcript_present=False,
-              files=[ScoredFile("src/app.py", 120)], ai_lines=120, human_lines=0)
+        given(
+            third_env,
+            policy_results=[violation],
+            transcript_present=False,
+            files=[ScoredFile("src/app.py", 120)],
+            ai_lines=120,
+            human_lines=0,
+        )
     )
     assert (first.score, first.flag) == (100, "green")
     assert (second.score, second.flag) == (82, "yellow")
