@@ -128,16 +128,17 @@ def run_delivery(stack: Any, body: dict[str, Any], delivery: str | None = None) 
     return {"result": result, "status": described["status"], "output": json.loads(described.get("output") or "{}")}
 
 
-def push_session(stack: Any, linked: dict[str, Any], session: str, commit_numbers: list[int]) -> None:
+def push_session(stack: Any, linked: dict[str, Any], session: str, commit_numbers: list[int]) -> str:
+    """Push a signed attestation; returns its digest."""
     ev = evidence(session, commits=[commit_entry(n) for n in commit_numbers])
-    ok(
+    return ok(
         stack,
         "POST",
         "/v1/attestations",
         linked["member"],
         201,
         json_body=sign(statement(ev, org=linked["org"]), linked["key"]),
-    )
+    )["digest"]
 
 
 def test_pull_request_life_cycle(stack: Any, gh: FakeGitHub, linked: dict[str, Any]) -> None:
@@ -291,16 +292,17 @@ def test_late_attestation_correlates_the_open_pr_again(stack: Any, gh: FakeGitHu
     gh.add_pull(full_name, 8, ["feat\n\nTracemark-Sessions: late-1"], shas=[sha(11)])
     assert run_delivery(stack, pr_event(linked, "opened", 8))["status"] == "SUCCEEDED"
     assert gh.check_runs_for(full_name, sha(11))[0]["conclusion"] == "failure"
-    # When the session is attested and ingest asks for the PRs to be correlated again
-    push_session(stack, linked, "late-1", [11])
-    names = runtime.correlate_again(linked["org"], "late-1", "d" * 64)
-    assert len(names) == 1 and names[0].startswith("att-")
+    # When the session is attested: ingest starts the workflow again for that PR
+    digest = push_session(stack, linked, "late-1", [11])
     client = stack.boto3_client("stepfunctions")
-    arn = stack.settings.state_machine_arn.replace(":stateMachine:", ":execution:") + ":" + names[0]
-    assert wait_for_execution(client, arn)["status"] == "SUCCEEDED"
+    executions = client.list_executions(stateMachineArn=stack.settings.state_machine_arn)["executions"]
+    late = [e for e in executions if e["name"].startswith("att-")]
+    assert late, "ingest started no att- execution"
+    for execution in late:
+        assert wait_for_execution(client, execution["executionArn"])["status"] == "SUCCEEDED"
     # Then the same comment and check run now show the session
     assert gh.check_runs_for(full_name, sha(11))[0]["conclusion"] == "success"
     comments = gh.comments_on(full_name, 8)
     assert len(comments) == 1 and "Missing sessions" not in comments[0]["body"]
     # The same attestation again starts nothing new
-    assert runtime.correlate_again(linked["org"], "late-1", "d" * 64) == []
+    assert runtime.correlate_again(linked["org"], "late-1", digest) == []
