@@ -306,3 +306,29 @@ def test_late_attestation_correlates_the_open_pr_again(stack: Any, gh: FakeGitHu
     assert len(comments) == 1 and "Missing sessions" not in comments[0]["body"]
     # The same attestation again starts nothing new
     assert runtime.correlate_again(linked["org"], "late-1", digest) == []
+
+
+def test_racing_executions_leave_one_comment_for_the_newest_head(
+    stack: Any, gh: FakeGitHub, linked: dict[str, Any]
+) -> None:
+    full_name = linked["full_name"]
+    gh.add_pull(full_name, 9, ["a\n\nTracemark-Sessions: ghost-a"])
+    client = stack.boto3_client("stepfunctions")
+    # Given two deliveries for the same PR started together (moto runs them on worker threads)
+    names = []
+    for action in ("opened", "synchronize", "reopened"):
+        status, result = deliver(stack, "pull_request", pr_event(linked, action, 9))
+        assert (status, result["outcome"]) == (202, "started")
+        names.append(result["execution"])
+    prefix = stack.settings.state_machine_arn.replace(":stateMachine:", ":execution:") + ":"
+    # While they run, the branch moves on
+    head = gh.push(full_name, 9, ["b\n\nTracemark-Sessions: ghost-b"])
+    statuses = [wait_for_execution(client, prefix + name)["status"] for name in names]
+    assert statuses == ["SUCCEEDED"] * 3
+    # A final run for the new head, as GitHub's synchronize webhook for it would start
+    assert run_delivery(stack, pr_event(linked, "synchronize", 9))["status"] == "SUCCEEDED"
+    comments = gh.comments_on(full_name, 9)
+    assert len(comments) == 1
+    assert head[:12] in comments[0]["body"] and "ghost-b" in comments[0]["body"]
+    assert gh.check_runs_for(full_name, head)[0]["conclusion"] == "failure"
+    assert len(gh.check_runs_for(full_name, head)) == 1
