@@ -4,7 +4,8 @@
 #   No shell command the agent ran matches a forbidden pattern. Reads
 #   input.data.tools_used.tracemark_shell_commands (strings, or objects with a `command`).
 #   Long commands are matched in overlapping 1,200-character windows (the engine's regex
-#   recursion is bounded by the text length). Skipped when the evidence carries no command list.
+#   recursion grows with the text length); messages longer than 1,000 characters are cut by the
+#   engine. Skipped when the evidence carries no command list.
 # custom:
 #   name: no-dangerous-commands
 #   category: ai
@@ -24,7 +25,7 @@ _default_patterns := [
 	`\bgit\s+reset\s+--hard\b`,
 	`\bgit\s+clean\s+-\w*f`,
 	`--no-verify\b`,
-	`\b(curl|wget)\b[^|]*\|\s*(sudo\s+)?(ba|z|da)?sh\b`,
+	`\b(curl|wget)\b[^|\n]*\|\s*(sudo\s+)?(ba|z|da)?sh\b`,
 	`\bchmod\s+(-R\s+)?0?777\b`,
 	`\bmkfs(\.\w+)?\b`,
 	`\bdd\b.*\bof=/dev/`,
@@ -49,18 +50,35 @@ _window := 1200
 
 _step := 1000
 
-_windows(text) := [substring(text, i * _step, _window) | some i in numbers.range(0, floor(count(text) / _step))]
+_windows(text) := [text] if count(text) <= _window
 
-_show(text) := text if count(text) <= 120
+_windows(text) := [substring(text, i * _step, _window) | some i in numbers.range(0, floor(count(text) / _step))] if {
+	count(text) > _window
+}
 
-# (trim_right: a cut must not leave half of an escape sequence at the end)
-_show(text) := concat("", [trim_right(substring(text, 0, 117), `\`), "..."]) if count(text) > 120
+_commands := [command | some item in input.data.tools_used.tracemark_shell_commands; command := _command(item)]
+
+# The engine compiles a regex on every call, so calls are what cost: first one pass of all the
+# patterns at once over all the commands (joined by newlines, in windows); only when that finds
+# something, each command, then each pattern of a suspicious command, to name the culprit.
+_any_pattern := concat("|", [concat("", ["(?:", p, ")"]) | some p in _patterns])
+
+_any_hit if {
+	some chunk in _windows(concat("\n", _commands))
+	regex.match(_any_pattern, chunk)
+}
+
+_suspicious contains command if {
+	_any_hit
+	some command in _commands
+	some chunk in _windows(command)
+	regex.match(_any_pattern, chunk)
+}
 
 violations contains msg if {
-	some item in input.data.tools_used.tracemark_shell_commands
-	command := _command(item)
+	some command in _suspicious
 	some pattern in _patterns
 	some chunk in _windows(command)
 	regex.match(pattern, chunk)
-	msg := concat("", ["Dangerous command: '", _show(command), "' matches forbidden pattern '", pattern, "'"])
+	msg := concat("", ["Dangerous command (matches '", pattern, "'): ", command])
 }

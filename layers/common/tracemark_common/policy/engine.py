@@ -18,7 +18,7 @@ from tracemark_common.errors import Unprocessable
 
 INSTALL_HINT = "policy evaluation needs regopy: pip install 'tracemark[policy]'"
 MAX_VIOLATIONS = 100
-MAX_MESSAGE_CHARS = 2000
+MAX_MESSAGE_CHARS = 1000
 
 # Chainloop's boilerplate (pkg/policies/engine/rego/boilerplate.rego.tmpl), rule by rule, added only
 # for the rules the author did not write.
@@ -134,7 +134,7 @@ def _message(item: Any) -> str:
         text = picked if picked is not None else json.dumps(item, sort_keys=True, default=str)
     else:
         text = json.dumps(item, default=str)
-    return text[:MAX_MESSAGE_CHARS]
+    return text if len(text) <= MAX_MESSAGE_CHARS else text[: MAX_MESSAGE_CHARS - 1] + "…"
 
 
 def interpret(value: Any) -> Outcome:
