@@ -410,6 +410,8 @@ class Pusher:
         self._client_factory = client_factory
         self._key: dsse.PrivateKey | None = None
         self._organization: str | None = None
+        self._unreachable = ""
+        self.gated_sessions: list[str] = []
 
     # output and log
     def say(self, message: str) -> None:
@@ -449,8 +451,11 @@ class Pusher:
             self._organization = ""
             from tracemark.client import TransportError
 
-            with contextlib.suppress(TransportError):
+            try:
                 who = self.client().request("GET", "/v1/whoami")
+            except TransportError as exc:
+                self._unreachable = str(exc)
+            else:
                 if who.ok and isinstance(who.body, dict) and isinstance(who.body.get("org"), str):
                     self._organization = who.body["org"]
         return self._organization
@@ -563,6 +568,7 @@ class Pusher:
             transcript_file=transcript_name if transcript_ref else "",
             transcript_sha256=transcript_ref.sha256 if transcript_ref else "",
             transcript_size=transcript_ref.size if transcript_ref else 0,
+            fingerprint=fingerprint,
         )
         return Prepared(session_id=session_id, commits=shas, item=item, fingerprint=fingerprint)
 
@@ -587,6 +593,8 @@ class Pusher:
             )
         from tracemark.client import TransportError
 
+        if self._unreachable:  # one push waits for an unreachable server once, not once per item
+            return Outcome("transient", self._unreachable)
         try:
             if item.transcript_file:
                 outcome = self._upload_transcript(item)
@@ -601,6 +609,7 @@ class Pusher:
             else:
                 response = self.client().request("POST", "/v1/attestations", json_body=item.envelope)
         except TransportError as exc:
+            self._unreachable = str(exc)
             return Outcome("transient", str(exc))
         return self._classify(response)
 
@@ -675,6 +684,10 @@ class Pusher:
             if outcome.kind in ("accepted", "gated"):
                 self.spool.remove(item)
                 delivered += 1
+                if item.fingerprint:
+                    self.remember(item.session_id, item.fingerprint, outcome, item.envelope)
+                if outcome.kind == "gated":
+                    self.gated_sessions.append(item.session_id)
                 self._report(item.session_id, outcome)
             elif outcome.kind == "transient":
                 self.spool.update(item, outcome.message)
@@ -865,5 +878,8 @@ def deliver_spool(repo: object, *, out: TextIO | None = None, client_factory: An
         pusher.say("nothing to deliver: the spool is empty")
         return 0
     delivered, pending, rejected = pusher.deliver_pending()
-    pusher.say(f"{delivered} delivered, {pending} still pending, {rejected} rejected")
-    return 0 if pending == 0 and rejected == 0 else 1
+    gated = len(pusher.gated_sessions)
+    pusher.say(
+        f"{delivered} delivered ({gated} with a gated policy violation), {pending} still pending, {rejected} rejected"
+    )
+    return 0 if pending == 0 and rejected == 0 and gated == 0 else 1

@@ -49,6 +49,7 @@ class SpoolItem:
     created_at: str = ""
     attempts: int = 0
     last_error: str = ""
+    fingerprint: str = ""  # what was attested (commits + transcript state), for the push ledger
     path: Path | None = field(default=None, compare=False)
 
     def to_json(self) -> dict[str, Any]:
@@ -66,6 +67,7 @@ class SpoolItem:
             "created_at": self.created_at or _now(),
             "attempts": self.attempts,
             "last_error": self.last_error,
+            "fingerprint": self.fingerprint,
         }
 
 
@@ -160,6 +162,7 @@ class Spool:
                 created_at=str(raw.get("created_at", "")),
                 attempts=int(raw.get("attempts", 0)),
                 last_error=str(raw.get("last_error", "")),
+                fingerprint=str(raw.get("fingerprint", "")),
                 path=path,
             )
         except (KeyError, TypeError, ValueError) as exc:

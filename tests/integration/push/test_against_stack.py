@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 import requests
+from push_helpers import git
 
-from conftest import git
 from tracemark import credentials
 from tracemark.capture.records import CommitRecord, FileChange, SessionLines, SessionState
 from tracemark.client import ApiResponse

@@ -9,9 +9,9 @@ import stat
 from pathlib import Path
 
 import pytest
+from push_helpers import git
 from push_server import PushServer
 
-from conftest import git
 from tracemark import credentials
 from tracemark.main import main
 from tracemark_common import dsse

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from push_helpers import git
 from push_server import PushServer
 
-from conftest import git
 from tracemark import credentials
 from tracemark.capture.records import CommitRecord, FileChange, SessionLines, SessionState
 from tracemark.client import ApiClient
@@ -215,6 +215,60 @@ def test_transient_failures_spool_then_tracemark_push_delivers(world: World, mod
     assert deliver_spool(world.root, out=io.StringIO(), client_factory=fast_client) == 0
     assert world.spooled() == []
     assert len(world.server.state.stored) == 1
+
+
+def _second_session(world: World) -> str:
+    """Another AI commit, of session sess-2, on top of the first."""
+    (world.root / "b.py").write_text("b = 1\n")
+    git(world.root, "add", ".")
+    git(world.root, "commit", "-q", "-m", "feat: b\n\nTracemark-Sessions: sess-2")
+    sha = git(world.root, "rev-parse", "HEAD").strip()
+    first = world.records.sessions[SESSION]
+    world.records.sessions["sess-2"] = SessionState(session_id="sess-2", transcript_path=first.transcript_path)
+    world.records.commits[sha] = CommitRecord(
+        sha=sha,
+        parents=[],
+        committed_at=0,
+        recorded_at="",
+        session_ids=["sess-2"],
+        trailer_session_ids=["sess-2"],
+        rewritten_from=[],
+        files=[FileChange("b.py", "A", 1, 0, 0, {"sess-2": SessionLines(ranges=[(1, 1)], line_count=1, removed=0)})],
+    )
+    world.sha = sha
+    return sha
+
+
+def test_two_sessions_in_one_push_give_two_attestations(world: World) -> None:
+    _second_session(world)
+    assert world.push() == 0
+    sessions = sorted(
+        _statement(json.loads(p.body), world.key)["predicate"]["evidence"]["data"]["session"]["id"]
+        for p in world.server.state.attestation_posts()
+    )
+    assert sessions == [SESSION, "sess-2"]
+
+
+def test_an_unreachable_server_is_waited_for_once_per_push(world: World) -> None:
+    # Given two sessions and a server that never answers in time
+    _second_session(world)
+    world.server.state.mode = "timeout"
+    world.server.state.delay = 2.0
+    assert world.push() == 0
+    # Then the first attestation used its retries and the second was spooled without waiting
+    assert len(world.server.state.attestation_posts()) == 2
+    assert len(world.spooled()) == 2
+
+
+def test_gated_result_delivered_from_the_spool_still_blocks_later_pushes(world: World) -> None:
+    world.server.state.mode = "500"
+    assert world.push() == 0
+    world.server.state.mode = "gated"
+    assert deliver_spool(world.root, out=io.StringIO(), client_factory=fast_client) == 1  # stored, but gated
+    posts = len(world.server.state.attestation_posts())
+    assert world.push() == 1
+    assert "too many tokens" in world.output
+    assert len(world.server.state.attestation_posts()) == posts
 
 
 def test_5xx_is_retried_before_spooling(world: World) -> None:
