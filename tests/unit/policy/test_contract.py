@@ -142,3 +142,13 @@ def test_builtin_contract_attaches_the_builtins_without_gates() -> None:
         "builtin:cost-budget",
     }
     assert all(a.gate is False and not a.gated(True) for a in parsed.attachments)
+
+
+def test_deeply_nested_yaml_is_refused_cleanly() -> None:
+    with pytest.raises(Unprocessable, match="not valid YAML"):
+        parse_contract("a: " + "[" * 20000 + "]" * 20000 + "\n", [])
+
+
+def test_non_string_keys_are_refused() -> None:
+    with pytest.raises(Unprocessable, match="keys must be strings"):
+        parse_contract(HEAD + "      - {1: 2}\n", [])

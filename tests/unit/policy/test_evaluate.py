@@ -182,3 +182,20 @@ def test_sandbox_survives_a_crashing_worker() -> None:
     assert first.status == "neutral"
     assert first.reason in {"engine_error", "timeout"}
     assert second.violations == ["always"]
+
+
+@pytest.mark.parametrize("executable", ["/nonexistent/python", "/bin/false"])
+def test_sandbox_that_cannot_start_is_engine_unavailable(
+    evidence: dict[str, Any], monkeypatch: pytest.MonkeyPatch, executable: str
+) -> None:
+    import sys
+
+    monkeypatch.setattr(sys, "executable", executable)
+    contract = HEAD + "      - ref: policy:always\n      - ref: builtin:token-budget\n      - ref: policy:always\n"
+    report = evaluate_session(contract, {"always": ALWAYS}, True, evidence)
+    assert [(r["status"], r.get("reason")) for r in report.results] == [
+        ("neutral", "engine_unavailable"),
+        ("pass", None),  # built-ins do not need the worker
+        ("neutral", "engine_unavailable"),
+    ]
+    assert report.gated is False

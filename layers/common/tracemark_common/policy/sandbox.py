@@ -78,14 +78,18 @@ class Sandbox:
             return self._proc
         paths = [entry for entry in sys.path if entry]
         env = {key: os.environ[key] for key in _KEPT_ENV if key in os.environ}
-        self._proc = subprocess.Popen(
-            [sys.executable, "-I", "-c", _BOOT, json.dumps(paths)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            env=env,
-            close_fds=True,
-        )
+        try:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-I", "-c", _BOOT, json.dumps(paths)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                env=env,
+                close_fds=True,
+            )
+        except OSError as exc:
+            self.unavailable = f"the policy worker did not start: {exc.strerror or exc}"
+            raise _Broken(self.unavailable) from None
         try:
             hello = self._read_answer(self.startup_timeout)
         except (_Late, _Broken) as exc:
