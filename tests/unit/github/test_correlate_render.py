@@ -199,3 +199,12 @@ def test_check_run_rules(sessions: Any) -> None:
 )
 def test_repo_web_url(html_url: str, expected: str) -> None:
     assert repo_web_url(html_url, "acme/app") == expected
+
+
+def test_session_score_of_a_whole_session(sessions: Any) -> None:
+    from tracemark_common.prs.correlate import session_score
+
+    record = sessions.add("s1", [A, B])
+    score = session_score(record)
+    assert score["score"] == 100 and score["flag"] == "green"
+    assert set(score["criteria"]) == {"provenance", "oversight", "verification", "risk", "policy"}

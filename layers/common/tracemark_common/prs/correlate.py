@@ -280,3 +280,10 @@ def session_row(record: SessionRecord, pr_shas: list[str]) -> SessionRow:
         violations=violations,
         unevaluated=unevaluated,
     )
+
+
+def session_score(record: SessionRecord) -> dict[str, Any]:
+    """The AI Session Score of a whole session (all its commits), e.g. for ingest to store before
+    any PR correlates it; the PR workflow replaces it with the PR-scoped score."""
+    shas = list(dict.fromkeys([*record.commits, *record.rewritten_from]))
+    return session_row(record, shas).score.to_dict()

@@ -17,6 +17,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import random
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -32,7 +34,7 @@ from tracemark_common.prs.records import (
 from tracemark_common.store.dynamo import AppItem, item_model
 
 R = TypeVar("R")
-_MAX_ATTEMPTS = 10
+_MAX_ATTEMPTS = 25
 DELIVERY_TTL_SECONDS = 30 * 86400
 
 
@@ -82,7 +84,7 @@ class DynamoGitHubStore:
         decorate: Callable[[AppItem, R], None] | None = None,
         entity: str = "",
     ) -> R | None:
-        for _ in range(_MAX_ATTEMPTS):
+        for attempt in range(_MAX_ATTEMPTS):
             item = self._get(pk, sk)
             if item is None:
                 if create is None:
@@ -104,6 +106,7 @@ class DynamoGitHubStore:
                 item.save(condition=condition)
             except PutError as exc:
                 if _conditional_failed(exc):
+                    time.sleep(random.uniform(0, 0.02 * (attempt + 1)))  # noqa: S311 - jitter, not crypto
                     continue
                 raise
             return record
