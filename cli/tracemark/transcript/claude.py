@@ -222,14 +222,9 @@ class _Parser:
         if isinstance(mode, str) and mode and len(self.permission_modes) < 16:
             self.permission_modes.add(mode[:64])
 
-    def _thread_of(self, record: dict[str, Any], thread: str) -> str:
-        if thread == MAIN and record.get("isSidechain") is True:
-            agent = record.get("agentId")
-            return f"agent:{agent}" if isinstance(agent, str) and agent else "agent:sidechain"
-        return thread
-
     def assistant(self, record: dict[str, Any], thread: str) -> None:
-        thread = self._thread_of(record, thread)
+        # Everything in the main file is the main thread ("the main transcript alone"), including
+        # the inline sidechain records of Claude Code builds before 2.0.64.
         message = record.get("message")
         if not isinstance(message, dict):
             return
@@ -237,7 +232,7 @@ class _Parser:
             self.s.assistant_messages += 1
         model = message.get("model")
         model = model[:128] if isinstance(model, str) and model else "unknown"
-        synthetic = model == SYNTHETIC_MODEL or record.get("isApiErrorMessage") is True
+        synthetic = model == SYNTHETIC_MODEL  # locally generated: not an API call, usage all zero
         content = message.get("content")
         if isinstance(content, list):
             for block in content:
@@ -290,13 +285,13 @@ class _Parser:
             )
 
     def user(self, record: dict[str, Any], thread: str) -> None:
-        if self._thread_of(record, thread) != MAIN:
+        if thread != MAIN:
             return
         self.s.user_messages += 1
         message = record.get("message")
         if not isinstance(message, dict):
             return
-        if _is_prompt(record, message):
+        if record.get("isSidechain") is not True and _is_prompt(record, message):
             self.s.prompts += 1
         content = message.get("content")
         if not isinstance(content, list):

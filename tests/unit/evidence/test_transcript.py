@@ -278,3 +278,43 @@ def test_copy_of_fixture_keeps_numbers(tmp_path: Path) -> None:
     target = tmp_path / "renamed.jsonl"
     shutil.copy(CLAUDE / "claude_transcript_edits_structuredpatch.jsonl", target)
     assert parse_claude_session(target).session_id == "b2273d7d-fb20-41f7-93fb-265486aae975"
+
+
+def test_inline_sidechain_records_count_in_the_main_transcript(tmp_path: Path) -> None:
+    # Claude Code before 2.0.64 wrote subagent records into the main file
+    path = tmp_path / "old.jsonl"
+    prompt = {"type": "user", "isSidechain": True, "message": {"role": "user", "content": "subagent task prompt"}}
+    human = {"type": "user", "message": {"role": "user", "content": "please fix the bug"}}
+    path.write_text(
+        "\n".join(
+            [
+                json.dumps(human),
+                _assistant("m1", "claude-opus-4-6", 5),
+                json.dumps(prompt),
+                _assistant("m2", "claude-haiku-4-5-20251001", 7, agent="old1"),
+            ]
+        )
+    )
+    summary = parse_claude_session(path)
+    assert summary.main_thread.output_tokens == 12  # "the main transcript alone" means the whole file
+    assert summary.prompts == 1  # the subagent's task prompt is not a human prompt
+    assert summary.user_messages == 2
+
+
+def test_api_error_records_with_usage_are_counted(tmp_path: Path) -> None:
+    path = tmp_path / "err.jsonl"
+    record = json.loads(_assistant("m1", "claude-opus-4-6", 5))
+    record["isApiErrorMessage"] = True
+    path.write_text(json.dumps(record) + "\n")
+    assert parse_claude_session(path).main_thread.output_tokens == 5
+
+
+def test_out_of_order_timestamps_and_offsets(tmp_path: Path) -> None:
+    # clock skew between records: min/max, never first/last; offsets normalised to UTC
+    path = tmp_path / "skew.jsonl"
+    times = ["2026-02-01T10:05:00.000Z", "2026-02-01T09:59:00+00:00", "2026-02-01T12:10:00+02:00", "garbage"]
+    path.write_text("\n".join(json.dumps({"type": "system", "timestamp": t}) for t in times))
+    summary = parse_claude_session(path)
+    assert summary.started_at == "2026-02-01T09:59:00.000Z"
+    assert summary.ended_at == "2026-02-01T10:10:00.000Z"
+    assert summary.duration_seconds == 660
