@@ -410,11 +410,42 @@ _ACTIVE: LocalStack | None = None
 _PATCHED = False
 
 
+_DYNAMODB_LOCK = threading.RLock()
+_DYNAMODB_OPERATIONS = (
+    "put_item", "get_item", "update_item", "delete_item", "query", "scan",
+    "transact_write_items", "transact_get_items", "batch_write_item", "batch_get_item",
+    "execute_statement", "execute_transaction", "batch_execute_statement",
+    "create_table", "delete_table", "update_table", "describe_table", "list_tables",
+)  # fmt: skip
+
+
+def _serialize_dynamodb() -> None:
+    """DynamoDB is linearizable; moto's backend is not thread-safe (a transaction deep-copies the
+    table while another thread writes: `dictionary changed size during iteration`). Handlers run
+    on many threads locally, so every backend operation takes one process-wide lock."""
+    import functools
+
+    from moto.dynamodb.models import DynamoDBBackend
+
+    if getattr(DynamoDBBackend, "_tracemark_serialized", False):
+        return
+    for name in _DYNAMODB_OPERATIONS:
+        original = getattr(DynamoDBBackend, name)
+
+        def locked(*args: Any, __original: Any = original, **kwargs: Any) -> Any:
+            with _DYNAMODB_LOCK:
+                return __original(*args, **kwargs)
+
+        setattr(DynamoDBBackend, name, functools.wraps(original)(locked))
+    DynamoDBBackend._tracemark_serialized = True  # type: ignore[attr-defined]
+
+
 def _install_dispatcher(stack: LocalStack) -> None:
     """Make moto's Docker-less Lambda backend run our handlers: Step Functions Task states,
     `lambda:invoke` integrations and boto3 `invoke` calls all land here."""
     global _ACTIVE, _PATCHED  # noqa: PLW0603 - moto's backend is process-global
     _ACTIVE = stack
+    _serialize_dynamodb()
     if _PATCHED:
         return
     from moto.awslambda_simple.models import LambdaSimpleBackend
