@@ -199,3 +199,18 @@ def test_sandbox_that_cannot_start_is_engine_unavailable(
         ("neutral", "engine_unavailable"),
     ]
     assert report.gated is False
+
+
+def test_report_size_is_bounded(evidence: dict[str, Any]) -> None:
+    # Given 30 org policies each producing 100 violations of 1,000 characters
+    noisy = (
+        "package main\nimport rego.v1\n"
+        'violations contains sprintf("%v:%v", [i, input.data.warnings[0]]) if some i in numbers.range(1, 100)\n'
+    )
+    evidence = {**evidence, "data": {**evidence["data"], "warnings": ["x" * 1200]}}
+    contract = HEAD + "".join("      - ref: policy:noisy\n" for _ in range(30))
+    report = evaluate_session(contract, {"noisy": noisy}, False, evidence)
+    total = sum(len(v) for r in report.results for v in r["violations"])
+    assert total < 70 * 1024
+    assert all(r["status"] == "fail" for r in report.results)  # still failing, just summarised
+    assert report.results[-1]["violations"][-1].endswith("more violations (report size limit)")

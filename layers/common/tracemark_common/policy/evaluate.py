@@ -23,6 +23,7 @@ from tracemark_common.policy.sandbox import POLICY_TIMEOUT_SECONDS, Sandbox
 
 MAX_INPUT_BYTES = 1024 * 1024
 MAX_INPUT_DEPTH = 64
+MAX_REPORT_VIOLATION_CHARS = 64 * 1024  # the report is stored with the session (DynamoDB items: 400 KB)
 EVIDENCE_ID_KEY = "chainloop.material.evidence.id"
 
 
@@ -202,7 +203,22 @@ def evaluate_contract(
             result = _result(attachment, gate, _run_one(attachment, org_policies, base, base_size, sandbox))
             report.results.append(result)
     report.gated = any(result["gate"] and result["status"] == "fail" for result in report.results)
+    _bound_report(report)
     return report
+
+
+def _bound_report(report: PolicyReport) -> None:
+    """Keep the stored report small: past a total budget, violations are counted, not kept."""
+    budget = MAX_REPORT_VIOLATION_CHARS
+    for result in report.results:
+        kept: list[str] = []
+        for index, message in enumerate(result["violations"]):
+            if len(message) > budget:
+                kept.append(f"… and {len(result['violations']) - index} more violations (report size limit)")
+                break
+            kept.append(message)
+            budget -= len(message)
+        result["violations"] = kept
 
 
 def evaluate_session(
