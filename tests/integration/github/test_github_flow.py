@@ -332,3 +332,33 @@ def test_racing_executions_leave_one_comment_for_the_newest_head(
     assert head[:12] in comments[0]["body"] and "ghost-b" in comments[0]["body"]
     assert gh.check_runs_for(full_name, head)[0]["conclusion"] == "failure"
     assert len(gh.check_runs_for(full_name, head)) == 1
+
+
+@pytest.mark.usefixtures("gh")
+def test_oversize_webhook_body_is_413(stack: Any) -> None:
+    big = json.dumps({"action": "opened", "pad": "x" * (5 * 1024 * 1024 + 10)}).encode()
+    assert deliver(stack, "pull_request", None, raw=big)[0] == 413
+
+
+def test_admin_lists_paginate_and_refuse_hostile_input(stack: Any, linked: dict[str, Any]) -> None:
+    admin = linked["admin"]
+    more = payload("installation_repositories.added")
+    more["installation"]["id"] = linked["installation_id"]
+    more["repositories_added"] = [
+        {"id": linked["repo_id"] + n, "full_name": f"{linked['org']}/extra-{n}", "private": False} for n in (1, 2)
+    ]
+    assert deliver(stack, "installation_repositories", more)[0] == 202
+    first = ok(stack, "GET", "/v1/repositories", admin, query="limit=2")
+    assert len(first["items"]) == 2 and first["next_cursor"]
+    second = ok(stack, "GET", "/v1/repositories", admin, query=f"limit=2&cursor={first['next_cursor']}")
+    assert len(second["items"]) == 1 and second["next_cursor"] is None
+    names = [r["full_name"] for r in first["items"] + second["items"]]
+    assert names == sorted(names) and len(set(names)) == 3
+    ok(stack, "GET", "/v1/repositories", admin, 400, query="limit=0")
+    ok(stack, "GET", "/v1/repositories", admin, 400, query="cursor=not-a-cursor")
+    ok(stack, "PUT", f"/v1/repositories/{linked['repo_id']}", admin, 400, body=b"{" * 5000)
+    ok(stack, "PUT", f"/v1/repositories/{linked['repo_id']}", admin, 400, body=b"{not json")
+    ok(stack, "PUT", f"/v1/repositories/{linked['repo_id']}", admin, 400, json_body={"project": "../etc"})
+    ok(stack, "PUT", f"/v1/installations/{linked['installation_id']}", stack.admin_token, 400, json_body={"org": 5})
+    installs = ok(stack, "GET", "/v1/installations", stack.admin_token, query="limit=1")
+    assert len(installs["items"]) == 1

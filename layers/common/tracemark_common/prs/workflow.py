@@ -44,6 +44,7 @@ NO_SESSIONS_ANY_MORE = (
     "No commit of this pull request names an AI session any more."
 )
 _EXECUTION = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
+_HEX_SHA = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
 
 
 class PublishBusy(Exception):
@@ -180,9 +181,9 @@ def correlate_pull_request(state: dict[str, Any], deps: WorkflowDeps) -> dict[st
         total=pr.get("commits"),
     )
     commits = [
-        PrCommit(str(c.get("sha", "")).lower(), str((c.get("commit") or {}).get("message") or ""))
+        PrCommit(c["sha"].lower(), str((c.get("commit") or {}).get("message") or ""))
         for c in raw
-        if isinstance(c.get("sha"), str)
+        if isinstance(c.get("sha"), str) and _HEX_SHA.fullmatch(c["sha"].lower())
     ]
     expected = pr.get("commits")
     if head_sha not in {c.sha for c in commits} or (isinstance(expected, int) and len(commits) > expected):
