@@ -51,6 +51,11 @@ def _cell(text: str) -> str:
     return re.sub(r"[|\r\n<>`\[\]]", lambda m: {"|": "\\|", "<": "&lt;", ">": "&gt;"}.get(m.group(), " "), text)
 
 
+def _text(text: str) -> str:
+    """Text for a list item or a paragraph (outside tables): one line, no HTML, no code spans."""
+    return re.sub(r"[\r\n`<>]", lambda m: {"<": "&lt;", ">": "&gt;"}.get(m.group(), " "), text)
+
+
 def _tokens(value: int) -> str:
     if value >= 1_000_000:
         return f"{value / 1_000_000:.1f}M"
@@ -168,10 +173,12 @@ def _details(row: SessionRow, links: Links, max_files: int | None = None) -> str
             lines.append(f"| | | … {len(row.files) - len(files)} more files | | |")
         lines.append("")
     sub = " · ".join(f"{name} {FLAG_ICON[score.sub_flags[name]]} {score.points[name]}/20" for name in CRITERIA)
-    lines += [f"**AI Session Score**: {sub}", ""]
+    lines.append(f"**AI Session Score**: {sub}")
     notes = [f for f in score.findings if f.severity != "info"] + [f for f in score.findings if f.severity == "info"]
+    if notes:
+        lines.append("")
     for finding in notes[:20]:
-        lines.append(f"- {finding.criterion}: {_cell(finding.message)} (−{finding.points})")
+        lines.append(f"- {finding.criterion}: {_text(finding.message)} (−{finding.points})")
     items = score.items[:20]
     if items:
         lines += ["", "Review:"]
@@ -180,11 +187,11 @@ def _details(row: SessionRow, links: Links, max_files: int | None = None) -> str
                 where = f"[{_cell(item.path)}]({links.blob(item.path)})"
                 if item.line_ranges:
                     where += " lines " + ", ".join(f"{a}–{b}" for a, b in item.line_ranges[:5])
-                lines.append(f"- {where}: {_cell(item.message)}")
+                lines.append(f"- {where}: {_text(item.message)}")
             elif item.command is not None:
-                lines.append(f"- `{_cell(item.command)[:200]}`: {_cell(item.message)}")
+                lines.append(f"- `{_text(item.command)[:200]}`: {_text(item.message)}")
             else:
-                lines.append(f"- {_cell(item.message)}")
+                lines.append(f"- {_text(item.message)}")
     lines += ["", "</details>"]
     return "\n".join(lines)
 
