@@ -214,3 +214,17 @@ def test_report_size_is_bounded(evidence: dict[str, Any]) -> None:
     assert total < 70 * 1024
     assert all(r["status"] == "fail" for r in report.results)  # still failing, just summarised
     assert report.results[-1]["violations"][-1].endswith("more violations (report size limit)")
+
+
+def test_sandboxed_policies_share_a_time_budget_per_session(evidence: dict[str, Any]) -> None:
+    from tracemark_common.policy import evaluate_contract
+    from tracemark_common.policy.contract import parse_contract_structure
+
+    # Given three looping org policies and a budget that fits about one of them
+    contract = parse_contract_structure(
+        HEAD + "      - ref: policy:loop\n" * 3 + "      - ref: builtin:token-budget\n", ["loop"]
+    )
+    report = evaluate_contract(contract, {"loop": LOOP}, False, evidence, timeout=0.5, budget=0.8)
+    assert [r["reason"] for r in report.results[:3]] == ["timeout", "timeout", "timeout"]
+    assert "time budget" in report.results[2]["detail"]
+    assert report.results[3]["status"] == "pass"  # built-ins are not part of the budget

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import time
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +24,7 @@ from tracemark_common.policy.sandbox import POLICY_TIMEOUT_SECONDS, Sandbox
 
 MAX_INPUT_BYTES = 1024 * 1024
 MAX_INPUT_DEPTH = 64
+SESSION_SANDBOX_BUDGET_SECONDS = 10.0  # all sandboxed policies of one session (API Gateway waits 30 s)
 MAX_REPORT_VIOLATION_CHARS = 64 * 1024  # the report is stored with the session (DynamoDB items: 400 KB)
 EVIDENCE_ID_KEY = "chainloop.material.evidence.id"
 
@@ -142,6 +144,8 @@ def _run_one(
     base: dict[str, Any],
     base_size: int,
     sandbox: Sandbox,
+    *,
+    deadline: float,
 ) -> Outcome:
     try:
         source = _resolve(attachment, org_policies)
@@ -165,6 +169,8 @@ def _run_one(
             return builtins.compiled(attachment.target).evaluate(document)
         except EngineUnavailable as exc:
             return neutral("engine_unavailable", str(exc))
+    if time.monotonic() + sandbox.timeout > deadline:
+        return neutral("timeout", "the session's time budget for sandboxed policies is spent")
     return sandbox.evaluate(source.rego, source.package, document)
 
 
@@ -175,6 +181,7 @@ def evaluate_contract(
     envelope: Any,
     *,
     timeout: float = POLICY_TIMEOUT_SECONDS,
+    budget: float = SESSION_SANDBOX_BUDGET_SECONDS,
 ) -> PolicyReport:
     """Evaluate every attachment of a parsed contract; see `evaluate_session`."""
     report = PolicyReport()
@@ -197,10 +204,12 @@ def evaluate_contract(
             report.results.append(_result(attachment, attachment.gated(gate_default), invalid))
         return report
     base_size = len(json.dumps(base, separators=(",", ":")))
+    deadline = time.monotonic() + max(budget, timeout)
     with Sandbox(timeout=timeout) as sandbox:
         for attachment in contract.attachments:
             gate = attachment.gated(gate_default)
-            result = _result(attachment, gate, _run_one(attachment, org_policies, base, base_size, sandbox))
+            outcome = _run_one(attachment, org_policies, base, base_size, sandbox, deadline=deadline)
+            result = _result(attachment, gate, outcome)
             report.results.append(result)
     report.gated = any(result["gate"] and result["status"] == "fail" for result in report.results)
     _bound_report(report)
