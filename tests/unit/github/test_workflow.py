@@ -333,3 +333,27 @@ def test_bad_workflow_input(deps: WorkflowDeps, bad: dict[str, Any]) -> None:
 
     with pytest.raises(BadRequest):
         load_pull_request(bad, deps)
+
+
+def test_404_while_writing_the_comment_is_recorded_not_raised(
+    deps: WorkflowDeps, gh: FakeGitHub, store: MemoryGitHubStore
+) -> None:
+    gh.add_pull(REPO, 1, ["a\n\nTracemark-Sessions: s1"])
+    state = start()
+    state["pr"] = load_pull_request(state, deps)
+    state["correlation"] = correlate_pull_request(state, deps)
+    gh.fail("GET", r"/issues/1/comments$", 404)
+    gh.fail("POST", r"/issues/1/comments$", 404)
+    assert publish_comment(state, deps) == {"published": False, "stale": True, "reason": "pull request not found"}
+    record = store.get_pull(REPO_ID, 1)
+    assert record is not None and record.status == "deleted" and record.lock_owner is None
+
+
+def test_404_on_the_check_run_is_not_a_crash(deps: WorkflowDeps, gh: FakeGitHub) -> None:
+    gh.add_pull(REPO, 1, ["a"])
+    state = start()
+    state["pr"] = load_pull_request(state, deps)
+    state["correlation"] = correlate_pull_request(state, deps)
+    state["comment"] = publish_comment(state, deps)
+    gh.fail("POST", r"/check-runs$", 404)
+    assert publish_check(state, deps)["stale"] is True

@@ -301,7 +301,11 @@ def publish_comment(state: dict[str, Any], deps: WorkflowDeps) -> dict[str, Any]
             _release(deps, pr, owner, lambda s: setattr(s, "published_head", pr["head_sha"]))
             return {"published": False, "stale": False, "reason": "no commit names an AI session"}
         text = body if isinstance(body, str) else NO_SESSIONS_ANY_MORE
-        comment_id, created = _upsert_comment(deps, pr, held.comment_id, text)
+        try:
+            comment_id, created = _upsert_comment(deps, pr, held.comment_id, text)
+        except GitHubNotFound:  # the PR went away between the re-read and the write
+            _release(deps, pr, owner, lambda s: setattr(s, "status", "deleted"))
+            return {"published": False, "stale": True, "reason": "pull request not found"}
     except BaseException:
         _release_quietly(deps, pr, owner)
         raise
@@ -327,12 +331,22 @@ def _upsert_comment(deps: WorkflowDeps, pr: dict[str, Any], comment_id: int | No
             pass  # someone deleted our comment: post a new one
     else:
         # A run that posted but died before storing the id left a comment with our marker.
-        for comment in deps.github.list_issue_comments(installation_id, full_name, number):
-            if MARKER in str(comment.get("body") or "") and _ours(comment) and isinstance(comment.get("id"), int):
-                deps.github.update_issue_comment(installation_id, full_name, comment["id"], body)
-                return int(comment["id"]), False
+        found = _find_marked_comment(deps, pr)
+        if found is not None:
+            deps.github.update_issue_comment(installation_id, full_name, found, body)
+            return found, False
     created = deps.github.create_issue_comment(installation_id, full_name, number, body)
     return int(created["id"]), True
+
+
+def _find_marked_comment(deps: WorkflowDeps, pr: dict[str, Any]) -> int | None:
+    try:
+        for comment in deps.github.list_issue_comments(pr["installation_id"], pr["full_name"], pr["number"]):
+            if MARKER in str(comment.get("body") or "") and _ours(comment) and isinstance(comment.get("id"), int):
+                return int(comment["id"])
+    except GitHubNotFound:
+        return None  # listing unavailable: creating is the only option left
+    return None
 
 
 def _ours(comment: dict[str, Any]) -> bool:
@@ -374,7 +388,11 @@ def publish_check(state: dict[str, Any], deps: WorkflowDeps) -> dict[str, Any]:
             except GitHubNotFound:
                 run_id = None
         if run_id is None:
-            run = deps.github.create_check_run(pr["installation_id"], pr["full_name"], fields)
+            try:
+                run = deps.github.create_check_run(pr["installation_id"], pr["full_name"], fields)
+            except GitHubNotFound:  # the repository or the commit went away
+                _release(deps, pr, owner, lambda s: None)
+                return {"published": False, "stale": True, "reason": "GitHub answered 404 for the check run"}
             run_id, created = int(run["id"]), True
     except BaseException:
         _release_quietly(deps, pr, owner)
