@@ -122,14 +122,15 @@ def git(repo_root: str, *args: str, stdin: bytes | None = None, check: bool = Tr
     return proc.stdout
 
 
-def cat_blobs(repo_root: str, specs: Sequence[str]) -> dict[str, bytes | None]:
-    """Contents of many `<rev>:<path>` (or `:<path>` for the index) in one `git cat-file --batch`."""
+def cat_objects(repo_root: str, specs: Sequence[str]) -> dict[str, tuple[str, str, bytes] | None]:
+    """`(sha, type, content)` of many revision specs (`HEAD`, `<rev>:<path>`, `:<path>` for the
+    index) in one `git cat-file --batch`; None for the ones that do not exist."""
     if not specs:
         return {}
     unique = list(dict.fromkeys(specs))
     payload = "".join(spec + "\n" for spec in unique).encode("utf-8", "surrogateescape")
     out = git(repo_root, "cat-file", "--batch", stdin=payload)
-    result: dict[str, bytes | None] = {}
+    result: dict[str, tuple[str, str, bytes] | None] = {}
     pos = 0
     for spec in unique:
         end = out.index(b"\n", pos)
@@ -137,11 +138,34 @@ def cat_blobs(repo_root: str, specs: Sequence[str]) -> dict[str, bytes | None]:
         pos = end + 1
         if len(header) == 3 and header[1] in (b"blob", b"commit", b"tree", b"tag"):
             size = int(header[2])
-            result[spec] = out[pos : pos + size] if header[1] == b"blob" else None
+            result[spec] = (header[0].decode(), header[1].decode(), out[pos : pos + size])
             pos += size + 1
         else:
             result[spec] = None  # "<spec> missing" or "ambiguous"
     return result
+
+
+def cat_blobs(repo_root: str, specs: Sequence[str]) -> dict[str, bytes | None]:
+    """Contents of many `<rev>:<path>` (or `:<path>` for the index) blobs in one git process."""
+    return {
+        spec: (found[2] if found is not None and found[1] == "blob" else None)
+        for spec, found in cat_objects(repo_root, specs).items()
+    }
+
+
+def parse_commit(content: bytes) -> tuple[list[str], int, str]:
+    """Parents, committer time and message of a raw commit object."""
+    head, _, message = content.partition(b"\n\n")
+    parents: list[str] = []
+    ctime = 0
+    for line in head.split(b"\n"):
+        if line.startswith(b"parent "):
+            parents.append(line[7:].decode())
+        elif line.startswith(b"committer "):
+            fields = line.rsplit(b" ", 2)
+            if len(fields) == 3 and fields[1].isdigit():
+                ctime = int(fields[1])
+    return parents, ctime, message.decode("utf-8", "surrogateescape")
 
 
 def head_sha(repo_root: str) -> str | None:

@@ -179,7 +179,7 @@ def hook_script(name: str, python: str | None = None) -> bytes:
         "export TRACEMARK_CHAINED",
         "tracemark_hook() {",
         '\tif [ -x "$TRACEMARK_PYTHON" ]; then',
-        f'\t\t"$TRACEMARK_PYTHON" -m tracemark hook git {name} "$@"',
+        f'\t\t"$TRACEMARK_PYTHON" -m tracemark.commands.hook git {name} "$@"',
         "\telif command -v tracemark >/dev/null 2>&1; then",
         f'\t\ttracemark hook git {name} "$@"',
         "\tfi",

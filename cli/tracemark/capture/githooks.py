@@ -17,7 +17,7 @@ import time
 from tracemark import gitutil
 from tracemark.capture import lines as L
 from tracemark.capture.filestate import FileState, content_sha
-from tracemark.capture.state import StateDir, now_iso, valid_id
+from tracemark.capture.state import StateDir, atomic_write, now_iso, valid_id
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -167,24 +167,48 @@ def commit_msg(repo: Repo, sd: StateDir, msg_path: str) -> tuple[str, str]:
     states = worktree_states(sd, repo.root)
     if not states:
         return "ok", "no pending AI edits"
+    # One `git cat-file --batch` gives both sides: index (`:path`) and HEAD; no diff process needed.
+    paths = sorted(state.path for state in states)
     by_path = {state.path: state for state in states}
-    head = gitutil.head_sha(repo.root)
-    staged = [
-        (status, path)
-        for status, path in gitutil.name_status(repo.root, ["diff", "--cached", head or gitutil.EMPTY_TREE])
-        if path in by_path
-    ]
-    if not staged:
-        return "ok", "no staged AI edits"
-    specs = [f":{path}" for _s, path in staged] + ([f"{head}:{path}" for _s, path in staged] if head else [])
-    blobs = gitutil.cat_blobs(repo.root, specs)
+    blobs = gitutil.cat_blobs(repo.root, [f":{path}" for path in paths] + [f"HEAD:{path}" for path in paths])
     sessions: set[str] = set()
-    for _status, path in staged:
-        analysis = analyze(sd, by_path[path], blobs.get(f"{head}:{path}") if head else None, blobs.get(f":{path}"))
+    staged = 0
+    for path in paths:
+        index, head = blobs.get(f":{path}"), blobs.get(f"HEAD:{path}")
+        if index == head:
+            continue
+        staged += 1
+        analysis = analyze(sd, by_path[path], head, index)
         sessions.update(session_of(owner) for owner in (*analysis.ai, *analysis.removed))
     if not sessions:
-        return "ok", "staged changes carry no AI lines"
+        return "ok", "staged changes carry no AI lines" if staged else "no staged AI edits"
     return add_trailer(repo, msg_path, sessions)
+
+
+_TRAILER_LINE = re.compile(r"^[A-Za-z0-9-]+\s*:")
+
+
+def _append_trailer(message: str, value: str) -> str | None:
+    """`message` with our trailer joined to its trailer block, as git interpret-trailers would write it.
+
+    Returns None for the cases git handles with rules we do not reimplement (comment lines, patch
+    dividers, partly-trailer paragraphs); the caller then runs `git interpret-trailers`.
+    """
+    if "\n#" in "\n" + message or "\n---" in "\n" + message or "\r" in message:
+        return None
+    body = message.rstrip("\n")
+    paragraphs = body.split("\n\n")
+    line = f"{TRAILER_KEY}: {value}"
+    last = paragraphs[-1].split("\n")
+    if len(paragraphs) > 1 and last and all(_TRAILER_LINE.match(x) or x[:1] in (" ", "\t") for x in last):
+        kept = [x for x in last if not x.lower().startswith(TRAILER_KEY.lower() + ":")]
+        if len(kept) != len(last) and any(x[:1] in (" ", "\t") for x in last):
+            return None  # a folded value of ours: let git rewrite it
+        paragraphs[-1] = "\n".join([*kept, line])
+        return "\n\n".join(paragraphs) + "\n"
+    if len(paragraphs) > 1 and any(_TRAILER_LINE.match(x) for x in last):
+        return None  # a mixed paragraph: git's 25% rule decides
+    return body + "\n\n" + line + "\n"
 
 
 def add_trailer(repo: Repo, msg_path: str, sessions: Iterable[str]) -> tuple[str, str]:
@@ -196,6 +220,10 @@ def add_trailer(repo: Repo, msg_path: str, sessions: Iterable[str]) -> tuple[str
     for match in _OUR_TRAILER.finditer(message):
         ids.update(part.strip() for part in match.group(1).split(",") if valid_id(part.strip()))
     value = ", ".join(sorted(ids))
+    rewritten = _append_trailer(message, value)
+    if rewritten is not None:
+        atomic_write(msg_path, rewritten.encode("utf-8", "surrogateescape"), 0o644)
+        return "ok", f"trailer {value}"
     gitutil.git(
         repo.root,
         "interpret-trailers",
@@ -226,29 +254,37 @@ def post_commit(repo: Repo, sd: StateDir) -> tuple[str, str]:
     if _in_rebase(repo):
         return "skipped", "rebase in progress (post-rewrite carries records)"
     states = worktree_states(sd, repo.root)
-    info = _commit_info(repo, ["HEAD"])
-    if not info:
-        return "skipped", "no HEAD"
-    sha, (parents, ctime, message) = next(iter(info.items()))
+    paths = sorted(state.path for state in states)
+    # One `git cat-file --batch`: the commit object, and both sides of every AI-touched path.
+    specs = ["HEAD", *(f"HEAD:{p}" for p in paths), *(f"HEAD^:{p}" for p in paths)]
+    objects = gitutil.cat_objects(repo.root, specs)
+    head = objects.get("HEAD")
+    if head is None or head[1] != "commit":
+        return "skipped", "no HEAD commit"
+    sha = head[0]
+    parents, ctime, message = gitutil.parse_commit(head[2])
     if len(parents) > 1:
         return "skipped", "merge commit"
     trailer_ids = trailer_session_ids(message)
     if not states and not trailer_ids:
         return "ok", "no AI edits"
-    by_path = {state.path: state for state in states}
-    parent = parents[0] if parents else None
-    tree_args = ["diff-tree", "-r", "--no-commit-id", parent, sha] if parent else ["diff-tree", "-r", "--root", sha]
-    changes = [(status, path) for status, path in gitutil.name_status(repo.root, tree_args) if path in by_path]
-    specs = [f"{sha}:{path}" for _s, path in changes] + ([f"{parent}:{path}" for _s, path in changes] if parent else [])
-    blobs = gitutil.cat_blobs(repo.root, specs)
+
+    def blob(spec: str) -> bytes | None:
+        found = objects.get(spec)
+        return found[2] if found is not None and found[1] == "blob" else None
+
     files: list[dict[str, object]] = []
-    for status, path in changes:
-        state = by_path[path]
-        committed = blobs.get(f"{sha}:{path}")
-        analysis = analyze(sd, state, blobs.get(f"{parent}:{path}") if parent else None, committed)
+    for state in states:
+        committed = blob(f"HEAD:{state.path}")
+        base = blob(f"HEAD^:{state.path}") if parents else None
+        if committed == base:
+            continue
+        status = "A" if base is None else ("D" if committed is None else "M")
+        analysis = analyze(sd, state, base, committed)
         if analysis.ai or analysis.removed:
-            files.append(file_entry(path, status, analysis))
-        _consume(sd, repo, path, analysis, committed)
+            files.append(file_entry(state.path, status, analysis))
+        if any(state.removed.values()):
+            _consume(sd, repo, state.path, analysis, committed)
     write_record(sd, sha, parents=parents, ctime=ctime, files=files, trailer_ids=trailer_ids, rewritten_from=[])
     gc(sd)
     ids = sorted({sid for entry in files for sid in entry["sessions"]})  # type: ignore[attr-defined]
@@ -301,8 +337,19 @@ def write_record(
     )
 
 
-def gc(sd: StateDir) -> None:
-    """Forget stale snapshots (a tool call whose post hook never came) and unreferenced blobs."""
+GC_MIN_BLOBS = 256
+
+
+def gc(sd: StateDir, force: bool = False) -> None:
+    """Forget stale snapshots (a tool call whose post hook never came) and unreferenced blobs.
+
+    Runs when the blob store has grown past GC_MIN_BLOBS (commits stay cheap the rest of the time).
+    """
+    try:
+        if not force and len(os.listdir(sd.path("blobs"))) < GC_MIN_BLOBS:
+            return
+    except FileNotFoundError:
+        return
     now = time.time()
     referenced: set[str] = set()
     for sub in ("snapshots", "files"):

@@ -124,3 +124,7 @@ def _git(argv: list[str], started: float) -> int:
         result, detail = "error", f"{type(exc).__name__}: {exc}"
     sd.log("git", name, "", result, (time.perf_counter() - started) * 1000, detail=detail)
     return code
+
+
+if __name__ == "__main__":  # `python -m tracemark.commands.hook ...`: what installed git hooks run (no CLI parser)
+    sys.exit(main(sys.argv[1:]))
