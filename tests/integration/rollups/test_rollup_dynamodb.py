@@ -156,3 +156,42 @@ def test_storage_failure_is_unavailable(dynamodb: Any) -> None:
     store = DynamoRollupStore("no-such-table", dynamodb)
     with pytest.raises(Unavailable):
         query_dashboard(store, "acme", "7d", None, ref.NOW)
+
+
+def test_wide_session_is_split_under_the_expression_limit(dynamodb: Any) -> None:
+    # Given one session with 150 models and 40 commits spread over many days (hundreds of attributes)
+    from datetime import timedelta
+
+    from tracemark_common.rollups import ModelUsage
+
+    store = DynamoRollupStore(TABLE, dynamodb)
+    writer = RollupWriter(store)
+    models = {f"model-{i:03d}-" + "x" * 40: ModelUsage(total_tokens=i + 1) for i in range(150)}
+    facts = SessionFacts(
+        org="wide",
+        project="web",
+        session_id="w",
+        user="u",
+        user_kind="user",
+        at=ref.NOW,
+        models=models,
+        commits={f"{i:040x}": CommitLines(3, 0, 1, 0) for i in range(40)},
+    )
+    writer.record_session(None, facts)
+    for day in (1, 3, 8, 20, 50):  # the same commits in sessions on other days: g<d> terms
+        writer.record_session(
+            None,
+            SessionFacts(
+                org="wide",
+                project="web",
+                session_id=f"d{day}",
+                user="u",
+                user_kind="user",
+                at=ref.NOW - timedelta(days=day),
+                commits={f"{i:040x}": CommitLines(3, 0, 0, 0) for i in range(40)},
+            ),
+        )
+    result = query_dashboard(store, "wide", "3m", None, ref.NOW)
+    assert len(result["model_breakdown"]) == 150
+    assert result["cards"]["ai_authored_code"]["all_lines"] == 120
+    assert result["cards"]["total_sessions"]["value"] == 6

@@ -24,9 +24,9 @@ from tracemark_common.rollups.deltas import CommitState
 from tracemark_common.rollups.store import Item
 
 BATCH_GET_MAX = 100
-# Keep each UpdateExpression well under DynamoDB's 4 KB expression limit; ADDs commute, so a
-# bucket delta split over several updates adds up to the same numbers.
-ATTRS_PER_UPDATE = 60
+# Keep each UpdateExpression well under DynamoDB's 4 KB expression limit (and moto's parser's
+# recursion depth); ADDs commute, so a bucket delta split over several updates adds up the same.
+ATTRS_PER_UPDATE = 40
 MAX_UNPROCESSED_ROUNDS = 8
 
 
@@ -58,23 +58,17 @@ class DynamoRollupStore:
         self.client: Any = client or boto3.client("dynamodb")
 
     def add(self, key: Key, counters: Mapping[str, int], strings: Mapping[str, str]) -> None:
-        names = list(counters.items())
-        chunks = [names[i : i + ATTRS_PER_UPDATE] for i in range(0, len(names), ATTRS_PER_UPDATE)] or [[]]
-        for n, chunk in enumerate(chunks):
-            attr_names: dict[str, str] = {}
-            values: dict[str, Any] = {}
-            adds, sets = [], ["#entity = :entity"]
-            values[":entity"] = {"S": "rollup"}
-            attr_names["#entity"] = "entity"
-            for i, (name, value) in enumerate(chunk):
+        actions: list[tuple[str, str, dict[str, str]]] = [("ADD", n, {"N": str(v)}) for n, v in counters.items()]
+        actions += [("SET", n, {"S": v}) for n, v in strings.items()]
+        for start in range(0, max(len(actions), 1), ATTRS_PER_UPDATE):
+            attr_names = {"#entity": "entity"}
+            values: dict[str, Any] = {":entity": {"S": "rollup"}}
+            adds: list[str] = []
+            sets = ["#entity = :entity"]
+            for i, (verb, name, value) in enumerate(actions[start : start + ATTRS_PER_UPDATE]):
                 attr_names[f"#a{i}"] = name
-                values[f":a{i}"] = {"N": str(value)}
-                adds.append(f"#a{i} :a{i}")
-            if n == 0:
-                for i, (name, text) in enumerate(strings.items()):
-                    attr_names[f"#s{i}"] = name
-                    values[f":s{i}"] = {"S": text}
-                    sets.append(f"#s{i} = :s{i}")
+                values[f":a{i}"] = value
+                (adds if verb == "ADD" else sets).append(f"#a{i} :a{i}" if verb == "ADD" else f"#a{i} = :a{i}")
             expression = "SET " + ", ".join(sets) + (" ADD " + ", ".join(adds) if adds else "")
             self._call(
                 "update_item",
