@@ -177,8 +177,9 @@
 
   function deltaNode(c, spec, hasData) {
     var delta = c.delta;
-    if (!hasData || typeof delta !== "number") {
-      return el("p", { class: "delta flat", text: c.previous === null ? "no previous value" : "—" });
+    if (!hasData) return el("p", { class: "delta flat", text: "no data" });
+    if (typeof delta !== "number") {
+      return el("p", { class: "delta flat", text: c.previous === null || c.previous === undefined ? "no previous value" : "—" });
     }
     var dir = delta > 0 ? "up" : (delta < 0 ? "down" : "flat");
     var arrow = dir === "up" ? "▲" : (dir === "down" ? "▼" : "■");
