@@ -29,6 +29,9 @@ TRAILER_KEY = "Tracemark-Sessions"
 _OUR_TRAILER = re.compile(r"^Tracemark-Sessions:[^\S\n]*(.*)$", re.IGNORECASE | re.MULTILINE)
 ZERO_SHA = "0" * 40
 SNAPSHOT_MAX_AGE_S = 24 * 3600
+STATE_MAX_AGE_S = (
+    30 * 24 * 3600
+)  # file states untouched this long are forgotten (their lines were committed or abandoned)
 
 
 def trailer_session_ids(message: str) -> list[str]:
@@ -361,13 +364,13 @@ def gc(sd: StateDir, force: bool = False) -> None:
             full = sd.path(sub, name)
             if not name.endswith(".json"):
                 continue
-            if sub == "snapshots":
-                try:
-                    if now - os.stat(full).st_mtime > SNAPSHOT_MAX_AGE_S:
-                        os.unlink(full)
-                        continue
-                except OSError:
+            max_age = SNAPSHOT_MAX_AGE_S if sub == "snapshots" else STATE_MAX_AGE_S
+            try:
+                if now - os.stat(full).st_mtime > max_age:
+                    os.unlink(full)
                     continue
+            except OSError:
+                continue
             raw = sd.read_json(os.path.join(sub, name))
             if isinstance(raw, dict):
                 if isinstance(raw.get("sha"), str):

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from tracemark.capture.agent import Outcome
 
 NAME = "hook"
-HELP = "Run a capture hook (called by agents and git; reads the hook's JSON on stdin)."
+HELP = "run a capture hook (called by agents and git; reads the hook's JSON on stdin)"
 USAGE = "usage: tracemark hook {claude,cursor} <event> < payload.json | tracemark hook git <name> [args]"
 STDIN_LIMIT = 16 * 1024 * 1024
 

@@ -9,7 +9,7 @@ import os
 import sys
 
 NAME = "init"
-HELP = "Set up capture in this repository: .tracemark.yml, agent hooks and git hooks."
+HELP = "set up capture in this repository: .tracemark.yml, agent hooks and git hooks"
 
 
 def register(parser: argparse.ArgumentParser) -> None:

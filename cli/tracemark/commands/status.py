@@ -10,7 +10,7 @@ import os
 from typing import Any
 
 NAME = "status"
-HELP = "Show whether capture is set up here, what was recorded, what is pending, and if the server answers."
+HELP = "show whether capture is set up here, what was recorded, what is pending, and if the server answers"
 
 
 def register(parser: argparse.ArgumentParser) -> None:

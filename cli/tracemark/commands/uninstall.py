@@ -11,7 +11,7 @@ import sys
 from typing import Any
 
 NAME = "uninstall"
-HELP = "Remove tracemark's git hooks, agent hook entries and local state from this repository."
+HELP = "remove tracemark's git hooks, agent hook entries and local state from this repository"
 
 
 def register(parser: argparse.ArgumentParser) -> None:

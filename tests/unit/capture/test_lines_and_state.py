@@ -124,3 +124,30 @@ def test_idle_state_is_not_kept(tmp_path: Path) -> None:
     repo, sd = _repo(tmp_path)
     attribute(sd, repo, "h.txt", b"a\n", b"a\nb\n", owner=None, tool_key="k")
     assert not list(Path(sd.path("files")).glob("*.json"))
+
+
+def test_gc_forgets_stale_snapshots_states_and_orphan_blobs(tmp_path: Path) -> None:
+    import os
+    import time
+
+    from tracemark.capture.githooks import gc
+
+    repo, sd = _repo(tmp_path)
+    attribute(sd, repo, "live.txt", b"", b"live\n", owner="s1", tool_key="k1")
+    attribute(sd, repo, "old.txt", b"", b"old\n", owner="s1", tool_key="k2")
+    orphan = sd.put_blob(b"nobody refers to me\n")
+    sd.ensure("snapshots")
+    sd.write_json("snapshots/stale.json", {"kind": "file", "sha": orphan})
+    week_ago = time.time() - 40 * 24 * 3600
+    old_state = FileState(repo.root, "old.txt")
+    os.utime(sd.path("files", old_state.key + ".json"), (week_ago, week_ago))
+    os.utime(sd.path("snapshots", "stale.json"), (week_ago, week_ago))
+    gc(sd)  # below the blob threshold: nothing happens
+    assert Path(sd.path("blobs", orphan)).exists()
+    gc(sd, force=True)
+    assert not Path(sd.path("blobs", orphan)).exists()
+    assert not Path(sd.path("snapshots", "stale.json")).exists()
+    assert not Path(sd.path("files", old_state.key + ".json")).exists()
+    live = FileState.load(sd, repo.root, "live.txt")
+    assert live.owners == ["s1"]
+    assert sd.get_blob(str(live.sha)) == b"live\n"
