@@ -47,6 +47,9 @@ def stack() -> Iterator[object]:
             secrets=local_secrets(None, env={}),
             extra_env={"PUBLIC_BASE_URL": "http://testserver"},
         ).provision()
-        yield local
+        try:
+            yield local
+        finally:
+            local.close()
     finally:
         mock.stop()

@@ -163,6 +163,11 @@ class LocalStack:
 
         get_settings.cache_clear()
 
+    def close(self) -> None:
+        """Stop dispatching Lambda invokes to this stack."""
+        if self in _STACKS:
+            _STACKS.remove(self)
+
     def boto3_client(self, service: str) -> Any:
         return boto3.client(service, region_name=REGION, config=Config(retries={"max_attempts": 2}))  # type: ignore[call-overload]
 
@@ -406,8 +411,14 @@ def _dummy_zip() -> bytes:
     return buffer.getvalue()
 
 
-_ACTIVE: LocalStack | None = None
+# Stacks provisioned in this process (tests may build a small one beside the session's): a Lambda
+# invoke goes to the newest stack that has a function of that name.
+_STACKS: list[LocalStack] = []
 _PATCHED = False
+
+
+def _stack_for(function_name: str) -> LocalStack | None:
+    return next((stack for stack in reversed(_STACKS) if function_name in stack.functions), None)
 
 
 _DYNAMODB_LOCK = threading.RLock()
@@ -443,8 +454,9 @@ def _serialize_dynamodb() -> None:
 def _install_dispatcher(stack: LocalStack) -> None:
     """Make moto's Docker-less Lambda backend run our handlers: Step Functions Task states,
     `lambda:invoke` integrations and boto3 `invoke` calls all land here."""
-    global _ACTIVE, _PATCHED  # noqa: PLW0603 - moto's backend is process-global
-    _ACTIVE = stack
+    global _PATCHED  # noqa: PLW0603 - moto's backend is process-global
+    if stack not in _STACKS:
+        _STACKS.append(stack)
     _serialize_dynamodb()
     if _PATCHED:
         return
@@ -454,13 +466,15 @@ def _install_dispatcher(stack: LocalStack) -> None:
         self: Any, function_name: str, qualifier: str | None, body: Any, headers: Any, response_headers: Any
     ) -> bytes:
         name = function_name.rsplit(":function:", maxsplit=1)[-1].split(":", maxsplit=1)[0]
-        if _ACTIVE is None:
-            raise RuntimeError("no local stack is active")
+        owner = _stack_for(name)
+        if owner is None:
+            response_headers["x-amz-function-error"] = "Unhandled"
+            return json.dumps({"errorType": "ResourceNotFoundException", "errorMessage": name}).encode()
         if body and len(body) > LAMBDA_PAYLOAD_LIMIT:
             response_headers["x-amz-function-error"] = "Unhandled"
             return json.dumps({"errorType": "RequestTooLargeException", "errorMessage": "payload over 6 MB"}).encode()
         try:
-            result = _ACTIVE.invoke(name, json.loads(body or "null"))
+            result = owner.invoke(name, json.loads(body or "null"))
         except HandlerError as exc:
             response_headers["x-amz-function-error"] = "Unhandled"
             return json.dumps({"errorType": exc.error_type, "errorMessage": exc.message}).encode()
