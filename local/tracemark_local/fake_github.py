@@ -35,7 +35,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 COMMENT_LIMIT = 65_536
@@ -133,7 +133,7 @@ class FakeGitHub:
     # -- life cycle --------------------------------------------------------------------------------
 
     def start(self) -> FakeGitHub:
-        self._server = make_server("127.0.0.1", 0, self._wsgi, threaded=True)
+        self._server = make_server("127.0.0.1", 0, self._wsgi, threaded=True, request_handler=_QuietHandler)
         self.url = f"http://127.0.0.1:{self._server.server_port}"
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-github", daemon=True
@@ -539,6 +539,13 @@ class FakeGitHub:
             "committer": {"login": commit.author},
             "parents": [{"sha": p} for p in commit.parents],
         }
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """No access log on stderr: `calls` records every request."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        return None
 
 
 def _apply_output(run: dict[str, Any], body: dict[str, Any]) -> None:
