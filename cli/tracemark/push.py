@@ -342,7 +342,7 @@ def write_redacted_transcript(sources: Sequence[Path], target: Path, redaction: 
 
     tmp = target.with_name(f".{target.name}.tmp")
     try:
-        with tmp.open("wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as out:
+        with tmp.open("wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, compresslevel=1) as out:
             for source in sources:
                 try:
                     stream = source.open("rb")

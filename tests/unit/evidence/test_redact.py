@@ -119,3 +119,41 @@ def test_pathological_input_is_fast_enough() -> None:
     # a long line of `a=` repeated must not blow up the regex engine (no timing assertion:
     # the test timeout is the guard)
     redact_text("password=" * 20000 + "x" * 100000)
+
+
+def test_secret_valued_json_keys_in_structured_data() -> None:
+    found = Redaction()
+    record = {
+        "tool_input": {"password": "hunter22", "key": "src/main.py", "max_tokens": "4096", "token_count": "12"},
+        "env": [{"name": "X", "client_secret": "s3cr3t-value"}],
+    }
+    line = json.dumps(record).encode() + b"\n"
+    cleaned = json.loads(redact_jsonl_line(line, found))
+    assert cleaned["tool_input"]["password"] == "[REDACTED:generic-secret-assignment]"
+    assert cleaned["env"][0]["client_secret"] == "[REDACTED:generic-secret-assignment]"
+    assert cleaned["tool_input"]["key"] == "src/main.py"
+    assert cleaned["tool_input"]["max_tokens"] == "4096"
+    assert found.total == 2
+
+
+def test_assignments_inside_json_strings_pass_the_line_gate() -> None:
+    found = Redaction()
+    line = json.dumps({"type": "user", "message": {"content": 'config:\n  db_password: "hunter22"\n'}}).encode()
+    cleaned = json.loads(redact_jsonl_line(line, found))
+    assert "hunter22" not in cleaned["message"]["content"]
+    assert found.counts["generic-secret-assignment"] == 1
+
+
+def test_non_ascii_text_whose_lowercase_changes_length() -> None:
+    # "İ".lower() is two characters: offsets must still point at the original text
+    redacted, found = redact_text("İİİ password='hunter22' İ")
+    assert redacted == "İİİ password='[REDACTED:generic-secret-assignment]' İ"
+    assert found.total == 1
+
+
+def test_large_clean_lines_are_not_rewritten() -> None:
+    found = Redaction()
+    line = json.dumps(
+        {"type": "assistant", "message": {"content": "x" * 100_000, "usage": {"input_tokens": 3}}}
+    ).encode()
+    assert redact_jsonl_line(line, found) is line
