@@ -36,6 +36,7 @@ from tracemark_common.trailers import session_ids as trailer_session_ids
 
 ZERO_SHA = "0" * 40
 MAX_INLINE_BODY = 4 * 1024 * 1024
+MAX_TRANSCRIPT_UPLOAD = 256 * 1024 * 1024  # the server's limit for one presigned transcript upload
 CONFIG_NAMES = (".tracemark.yml", ".tracemark.yaml")
 OutcomeKind = Literal["accepted", "gated", "transient", "rejected", "tampered"]
 
@@ -524,6 +525,7 @@ class Pusher:
         transcript_ref: TranscriptRef | None = None
         transcript_name = ""
         existing = [p for p in sources if p.is_file()]
+        notes: list[str] = []
         if existing and self.config.upload_transcript:
             transcript_name = f"{session_id}-{fingerprint[:12]}.jsonl.gz"
             target = self.spool.staging_path(transcript_name)
@@ -531,7 +533,14 @@ class Pusher:
                 sha, size = write_redacted_transcript(existing, target, redaction)
             except OSError as exc:
                 raise SpoolError(f"cannot write the redacted transcript: {exc.strerror or exc}") from exc
-            transcript_ref = TranscriptRef(sha256=sha, size=size)
+            if size > MAX_TRANSCRIPT_UPLOAD:
+                target.unlink(missing_ok=True)
+                transcript_name = ""
+                notes.append(
+                    f"Transcript not uploaded: {size} bytes compressed, over the {MAX_TRANSCRIPT_UPLOAD} byte limit"
+                )
+            else:
+                transcript_ref = TranscriptRef(sha256=sha, size=size)
         elif existing:
             scan_transcript(existing, redaction)
         branch = gitutil.git(self.root, "symbolic-ref", "-q", "--short", "HEAD", check=False).decode().strip()
@@ -548,6 +557,7 @@ class Pusher:
             session_id=session_id,
             code_changes=compute_code_changes(session_id, facts),
             context=context,
+            warnings=notes,
             redaction=redaction,
             fallback_started_at=getattr(state, "started_at", "") or "",
             fallback_ended_at=getattr(state, "ended_at", "") or getattr(state, "last_event_at", "") or "",

@@ -457,3 +457,16 @@ def test_copied_fixture_is_untouched(world: World) -> None:
     before = path.read_bytes()
     world.push()
     assert path.read_bytes() == before
+
+
+def test_transcript_over_the_upload_limit_is_not_bound(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    import tracemark.push as push_module
+
+    monkeypatch.setattr(push_module, "MAX_TRANSCRIPT_UPLOAD", 100)
+    assert world.push() == 0
+    assert world.server.state.uploads == {}
+    (post,) = world.server.state.attestation_posts()
+    predicate = _statement(json.loads(post.body), world.key)["predicate"]
+    assert "transcript" not in predicate
+    assert any("Transcript not uploaded" in w for w in predicate["evidence"]["data"]["warnings"])
+    assert not list((world.state_dir / "spool").glob("*.gz"))
