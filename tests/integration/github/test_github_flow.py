@@ -160,9 +160,12 @@ def test_pull_request_life_cycle(stack: Any, gh: FakeGitHub, linked: dict[str, A
     assert "`s-1`" in comments[0]["body"] and "ghost" in comments[0]["body"]
     check = gh.check_runs_for(full_name, sha(2))
     assert [(c["name"], c["conclusion"]) for c in check] == [(CHECK_NAME, "failure")]
-    # the session now lists the PR
+    # the session now lists the PR and carries its score; the dashboard counts one AI-assisted PR
     session = ok(stack, "GET", "/v1/sessions/s-1", linked["member"])
     assert any(p.get("number") == 7 for p in session.get("prs", [])), session
+    assert session.get("score", {}).get("flag") in ("green", "yellow", "red"), session
+    cards = ok(stack, "GET", "/v1/dashboard/ai", linked["admin"], query="range=7d")
+    assert cards["ai_assisted_prs"]["value"] == 1, cards
 
     # When the same delivery comes again (GitHub redelivery)
     delivery = run["result"]["execution"].removeprefix("gh-")
@@ -183,6 +186,10 @@ def test_pull_request_life_cycle(stack: Any, gh: FakeGitHub, linked: dict[str, A
     assert len(gh.comments_on(full_name, 7)) == 1
     assert len(gh.api_calls()) <= 1 + 4
     assert gh.check_runs_for(full_name, sha(3))[0]["conclusion"] == "success"
+
+    # the PR still counts once on the dashboard
+    cards = ok(stack, "GET", "/v1/dashboard/ai", linked["admin"], query="range=7d")
+    assert cards["ai_assisted_prs"]["value"] == 1
 
     # When the PR is closed: nothing is started
     status, closed = deliver(stack, "pull_request", pr_event(linked, "closed", 7))
