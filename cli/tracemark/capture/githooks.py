@@ -168,24 +168,92 @@ def commit_msg(repo: Repo, sd: StateDir, msg_path: str) -> tuple[str, str]:
     if _in_rebase(repo):
         return "skipped", "rebase in progress (post-rewrite carries records)"
     states = worktree_states(sd, repo.root)
-    if not states:
+    check_amend = os.environ.get("GIT_AUTHOR_DATE", "").startswith("@") and _has_records(sd)
+    if not states and not check_amend:
         return "ok", "no pending AI edits"
     # One `git cat-file --batch` gives both sides: index (`:path`) and HEAD; no diff process needed.
     paths = sorted(state.path for state in states)
     by_path = {state.path: state for state in states}
-    blobs = gitutil.cat_blobs(repo.root, [f":{path}" for path in paths] + [f"HEAD:{path}" for path in paths])
+    specs = [*(f":{path}" for path in paths), *(f"HEAD:{path}" for path in paths)]
+    objects = gitutil.cat_objects(repo.root, ["HEAD", *specs] if check_amend else specs)
     sessions: set[str] = set()
     staged = 0
     for path in paths:
-        index, head = blobs.get(f":{path}"), blobs.get(f"HEAD:{path}")
+        index, head = _blob(objects, f":{path}"), _blob(objects, f"HEAD:{path}")
         if index == head:
             continue
         staged += 1
         analysis = analyze(sd, by_path[path], head, index)
         sessions.update(session_of(owner) for owner in (*analysis.ai, *analysis.removed))
+    head_commit = objects.get("HEAD")
+    if check_amend and head_commit is not None and _amending(head_commit[2]):
+        # `git commit --amend -m ...` drops the old message: keep the sessions of the commit it replaces.
+        record = load_raw_record(sd, head_commit[0]) or {}
+        sessions.update(str(x) for x in record.get("session_ids") or [] if valid_id(x))  # type: ignore[attr-defined]
+        sessions.update(trailer_session_ids(gitutil.parse_commit(head_commit[2])[2]))
     if not sessions:
         return "ok", "staged changes carry no AI lines" if staged else "no staged AI edits"
     return add_trailer(repo, msg_path, sessions)
+
+
+def _blob(objects: dict[str, tuple[str, str, bytes] | None], spec: str) -> bytes | None:
+    found = objects.get(spec)
+    return found[2] if found is not None and found[1] == "blob" else None
+
+
+def _has_records(sd: StateDir) -> bool:
+    try:
+        with os.scandir(sd.path("commits")) as entries:
+            return any(entry.name.endswith(".json") for entry in entries)
+    except OSError:
+        return False
+
+
+def _amending(head_commit: bytes) -> bool:
+    """`git commit --amend` is running: the author date git exported is HEAD's, and an ancestor
+    process is `git commit --amend` (the date alone also matches a commit made in the same second)."""
+    for line in head_commit.split(b"\n"):
+        if not line:
+            return False
+        if line.startswith(b"author "):
+            fields = line.rsplit(b" ", 2)
+            date = f"@{fields[-2].decode(errors='replace')} {fields[-1].decode(errors='replace')}"
+            if date != os.environ.get("GIT_AUTHOR_DATE"):
+                return False
+            break
+    pid = os.getppid()
+    for _depth in range(4):
+        found = _process(pid)
+        if found is None:
+            return False
+        args, pid = found
+        if "commit" in args and any(arg.startswith("--amen") for arg in args):
+            return True
+        if pid <= 1:
+            return False
+    return False
+
+
+def _process(pid: int) -> tuple[list[str], int] | None:
+    """(command line, parent pid) of a process: /proc on Linux, `ps` elsewhere."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            args = [a.decode("utf-8", "replace") for a in handle.read().split(b"\0") if a]
+        with open(f"/proc/{pid}/stat", encoding="utf-8", errors="replace") as handle:
+            ppid = int(handle.read().rsplit(")", 1)[1].split()[1])
+        return args, ppid
+    except (OSError, ValueError, IndexError):
+        pass
+    import subprocess
+
+    try:
+        out = subprocess.run(
+            ["ps", "-o", "ppid=", "-o", "args=", "-p", str(pid)], capture_output=True, text=True, check=False
+        ).stdout.strip()
+        ppid_text, _, command = out.partition(" ")
+        return command.split(), int(ppid_text)
+    except (OSError, ValueError):
+        return None
 
 
 _TRAILER_LINE = re.compile(r"^[A-Za-z0-9-]+\s*:")

@@ -243,3 +243,32 @@ def test_claude_fixture_payloads_fold_into_session_state(ws: Workspace) -> None:
     assert state.end_reason == "other"
     # Notification is not one of our events: logged and ignored
     assert any("Notification" in line and "result=ignored" in line for line in ws.log_lines())
+
+
+def test_amend_with_a_new_message_keeps_the_sessions(ws: Workspace) -> None:
+    ws.ai_write("s1", "a.txt", "a\n")
+    ws.commit("a")
+    ws.git("commit", "-q", "--amend", "-m", "reworded entirely")
+    assert "Tracemark-Sessions: s1" in ws.trailers()
+    # A human commit right after (same second, same author date) is not mistaken for an amend
+    ws.human_write("h.txt", "h\n")
+    ws.commit("human right after")
+    assert "Tracemark-Sessions" not in ws.message()
+
+
+def test_commit_all_sees_the_index_git_prepares(ws: Workspace) -> None:
+    ws.human_write("t.txt", "base\n")
+    ws.commit("base")
+    ws.ai_write("s1", "t.txt", "base\nai\n", tool="Edit")
+    ws.git("commit", "-q", "-a", "-m", "all")
+    sha = ws.git("rev-parse", "HEAD").strip()
+    assert ws.ranges(sha) == {"t.txt": {"s1": [[2, 2]]}}
+    assert "Tracemark-Sessions: s1" in ws.trailers()
+
+
+def test_trailer_joins_signed_off_by_block(ws: Workspace) -> None:
+    ws.ai_write("s1", "s.txt", "s\n")
+    ws.git("add", "s.txt")
+    ws.git("commit", "-q", "-s", "-m", "signed")
+    assert ws.message().rstrip("\n").endswith("Signed-off-by: Dev <dev@example.com>\nTracemark-Sessions: s1")
+    assert ws.trailers() == "Signed-off-by: Dev <dev@example.com>\nTracemark-Sessions: s1\n"
