@@ -71,6 +71,16 @@ def in_process(path: Path) -> float:
     return time.perf_counter() - started
 
 
+def redaction(path: Path, target: Path) -> float:
+    """The pre-push work on a transcript: redact every line and gzip it."""
+    from tracemark.push import write_redacted_transcript
+    from tracemark.redact import Redaction
+
+    started = time.perf_counter()
+    write_redacted_transcript([path], target, Redaction())
+    return time.perf_counter() - started
+
+
 def find_ccusage() -> list[str] | None:
     local = Path(os.environ.get("CCUSAGE_PREFIX", "/tmp/ccusage")) / "node_modules" / ".bin" / "ccusage"
     if local.exists():
@@ -91,6 +101,7 @@ def main() -> int:
         size, records = build(path, args.mb)
         mb = size / (1024 * 1024)
         parse = min(in_process(path) for _ in range(args.runs))
+        redact = redaction(path, Path(tmp) / "redacted.jsonl.gz")
         ours = [
             measure([sys.executable, "-m", "tracemark", "sessions", "inspect", "--json", str(path)])
             for _ in range(args.runs)
@@ -100,6 +111,10 @@ def main() -> int:
             f"| what | time (best of {args.runs}) | MB/s | records/s | peak RSS |",
             "|---|---|---|---|---|",
             f"| parse_claude_session (in-process) | {parse:.2f} s | {mb / parse:.0f} | {records / parse:,.0f} | - |",
+            (
+                f"| redact + gzip for upload (pre-push, in-process) | {redact:.2f} s | {mb / redact:.0f} "
+                f"| {records / redact:,.0f} | - |"
+            ),
             (
                 f"| `tracemark sessions inspect --json` | {best:.2f} s | {mb / best:.0f} | {records / best:,.0f} "
                 f"| {rss / 1024:.0f} MB |"
