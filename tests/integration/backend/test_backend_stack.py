@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from attest_builders import commit_entry, evidence, public_pem, sha, sign, statement
+from attest_builders import FakePolicies, commit_entry, evidence, public_pem, sha, sign, statement
 
 from tracemark_common import dsse
 from tracemark_common.auth import Principal
@@ -49,15 +49,22 @@ def recent(hours_ago: float) -> str:
     return (datetime.now(UTC) - timedelta(hours=hours_ago)).replace(microsecond=0).isoformat()
 
 
-class LockedBlobs:
+class Locked:
+    """Serialises calls into moto. moto's in-process backends are not thread-safe (a failed
+    TransactWriteItems restores a snapshot of the tables, losing concurrent writes; concurrent
+    PUTs of one S3 key break). Real DynamoDB and S3 apply each call atomically, which is exactly
+    what one lock around every store call gives: threads still interleave between calls."""
+
+    lock = threading.Lock()
+
     def __init__(self, inner: Any) -> None:
-        self.inner, self.lock = inner, threading.Lock()
+        self.inner = inner
 
     def __getattr__(self, name: str) -> Any:
         method = getattr(self.inner, name)
 
         def locked(*args: Any, **kwargs: Any) -> Any:
-            with self.lock:
+            with Locked.lock:
                 return method(*args, **kwargs)
 
         return locked
@@ -229,7 +236,6 @@ def test_contract_policies_and_gate_with_the_real_engine(stack: Any, tenant: dic
 
 
 def test_twenty_identical_pushes_racing_on_dynamodb_count_once(stack: Any, tenant: dict[str, Any]) -> None:
-    from tracemark_common.policy import evaluate_session
     from tracemark_common.rollups import RollupWriter
     from tracemark_common.rollups.dynamo import rollup_store_from_settings
 
@@ -239,9 +245,8 @@ def test_twenty_identical_pushes_racing_on_dynamodb_count_once(stack: Any, tenan
         org=org, sub="dev", role="member", scopes=("push", "read"), token_id=whoami["token_id"], kind="user"
     )
     body = json.dumps(envelope(tenant, "race", [commit_entry(1)])).encode()
-    # moto's in-process S3 is not thread-safe for concurrent PUTs of one key (real S3 is); the
-    # race under test is DynamoDB's conditional commit, so S3 calls are serialised here.
-    store, blobs, writer = default_store(), LockedBlobs(default_blobs()), RollupWriter(rollup_store_from_settings())
+    store, blobs = Locked(default_store()), Locked(default_blobs())
+    writer = RollupWriter(Locked(rollup_store_from_settings()))
 
     def push(_: int) -> int:
         result = ingest_attestation(
@@ -250,7 +255,7 @@ def test_twenty_identical_pushes_racing_on_dynamodb_count_once(stack: Any, tenan
             datetime.now(UTC),
             store=store,
             blobs=blobs,
-            policy_evaluator=evaluate_session,
+            policy_evaluator=FakePolicies(),
             rollup_writer=writer,
         )
         return result.status
@@ -261,3 +266,36 @@ def test_twenty_identical_pushes_racing_on_dynamodb_count_once(stack: Any, tenan
     record = store.get_session(org, "race")
     assert record is not None and len(record.digests) == 1
     assert dashboard(stack, tenant["admin"])["cards"]["total_sessions"]["value"] == 1
+
+
+def test_another_org_cannot_touch_anything_through_the_stack(stack: Any, tenant: dict[str, Any]) -> None:
+    ok(stack, "POST", "/v1/attestations", tenant["member"], 201, json_body=envelope(tenant, "mine", [commit_entry(1)]))
+    ok(stack, "POST", "/v1/projects", tenant["admin"], 201, json_body={"name": "secret-project"})
+    ok(stack, "PUT", "/v1/policies/private", tenant["admin"], 201, json_body={"policy": "package main\n"})
+    keyid = dsse.keyid(tenant["key"].public_key())
+    intruder = ok(stack, "POST", "/v1/orgs", stack.admin_token, 201, json_body={"name": tenant["org"] + "-x"})["token"]
+    attempts = [
+        ("GET", "/v1/sessions/mine", 404),
+        ("DELETE", "/v1/sessions/mine", 404),
+        ("GET", f"/v1/keys/{keyid}", 404),
+        ("DELETE", f"/v1/keys/{keyid}", 404),
+        ("DELETE", f"/v1/tokens/{tenant['member_id']}", 404),
+        ("GET", "/v1/projects/secret-project", 404),
+        ("GET", "/v1/projects/secret-project/contract", 404),
+        ("GET", "/v1/policies/private", 404),
+    ]
+    for method, path, status in attempts:
+        code, body = call(stack, method, path, intruder)
+        assert code == status, (method, path, body)
+    assert ok(stack, "GET", "/v1/sessions", intruder)["items"] == []
+    # and everything of the tenant is intact
+    assert ok(stack, "GET", "/v1/sessions/mine", tenant["member"])["id"] == "mine"
+    assert ok(stack, "GET", "/v1/whoami", tenant["member"])["org"] == tenant["org"]
+    assert ok(stack, "GET", f"/v1/keys/{keyid}", tenant["admin"])["revoked_at"] is None
+    # a JSON contract body is read as JSON whatever the header's case
+    contract = (
+        "apiVersion: chainloop.dev/v1\nkind: Contract\nmetadata:\n  name: web\nspec:\n  materials:\n"
+        "    - type: CHAINLOOP_AI_CODING_SESSION\n      name: session\n"
+    )
+    ok(stack, "PUT", "/v1/projects/web/contract", tenant["admin"], json_body={"contract": contract})
+    assert ok(stack, "GET", "/v1/projects/web/contract", tenant["member"])["contract"] == contract

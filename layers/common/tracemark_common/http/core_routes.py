@@ -105,7 +105,8 @@ def _json(limit: int = MAX_BODY_BYTES, *, optional: bool = False) -> dict[str, A
 def _text_or_field(field: str, limit: int) -> str:
     """A YAML/Rego document sent raw, or as `{"<field>": "<text>"}` in JSON."""
     data = _raw(limit)
-    content_type = (router.current_event.headers or {}).get("content-type", "")
+    headers = router.current_event.headers or {}
+    content_type = next((v for k, v in headers.items() if k.lower() == "content-type"), "") or ""
     if "json" in content_type.lower():
         value = _json(limit).get(field)
         if not isinstance(value, str):
