@@ -360,7 +360,8 @@ def redact_json(value: Any, redaction: Redaction | None = None, *, key: str = ""
 # Whole-line gates for transcript lines (raw JSON text, so quotes inside strings are escaped):
 # a line none of them matches cannot yield a redaction and is kept without being parsed.
 _ASSIGNMENT_GATE = re.compile(r"(?:" + _SENSITIVE_WORDS + r")\b(?:\\?[\"'])?[ \t]*(?::=|=>|=|:)")
-_ENTROPY_GATE = re.compile(r"(?::=|=|:)[ \t]*(?:\\[\"'`]|['`])?[A-Za-z0-9+/_=.~-]{20}")
+# (a value the entropy rule can flag has 20+ token characters and at least one digit)
+_ENTROPY_GATE = re.compile(r"(?::=|=|:)[ \t]*(?:\\[\"'`]|['`])?(?=[A-Za-z0-9+/_=.~-]{20})[A-Za-z+/_=.~-]*[0-9]")
 _SECRET_JSON_KEY = re.compile(
     r"(?i)[a-z0-9_.-]*(?:password|passwd|passphrase|secret|api[_-]?key|apikey|access[_-]?key|private[_-]?key"
     r"|token|credentials?)"
