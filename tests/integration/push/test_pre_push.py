@@ -470,3 +470,36 @@ def test_transcript_over_the_upload_limit_is_not_bound(world: World, monkeypatch
     assert "transcript" not in predicate
     assert any("Transcript not uploaded" in w for w in predicate["evidence"]["data"]["warnings"])
     assert not list((world.state_dir / "spool").glob("*.gz"))
+
+
+def test_cursor_session_uses_stop_hook_tokens(world: World) -> None:
+    cursor_transcript = FIXTURE.parents[1] / "cursor" / "cursor_agent_transcript.gitai_fixture.jsonl"
+    world.records.sessions[SESSION] = SessionState(
+        session_id=SESSION,
+        agent="cursor",
+        agent_version="2026.07.23-e383d2b",
+        model="composer-2",
+        transcript_path=str(cursor_transcript),
+        started_at="2026-07-01T10:00:00.000Z",
+        ended_at="2026-07-01T10:30:00.000Z",
+        usage={"input_tokens": 40450, "output_tokens": 754},
+    )
+    assert world.push() == 0
+    (post,) = world.server.state.attestation_posts()
+    data = _statement(json.loads(post.body), world.key)["predicate"]["evidence"]["data"]
+    assert data["agent"] == {"name": "cursor", "version": "2026.07.23-e383d2b"}
+    assert (data["usage"]["input_tokens"], data["usage"]["output_tokens"]) == (40450, 754)
+    assert data["usage"]["estimated_cost_usd"] is None  # composer-2 has no public price
+    assert data["session"]["duration_seconds"] == 1800
+    assert data["code_changes"]["ai_lines_added"] == 8
+
+
+def test_cursor_session_without_tokens_has_the_documented_warning(world: World) -> None:
+    world.records.sessions[SESSION] = SessionState(
+        session_id=SESSION, agent="cursor", started_at="2026-07-01T10:00:00.000Z", ended_at="2026-07-01T10:00:05.000Z"
+    )
+    assert world.push() == 0
+    (post,) = world.server.state.attestation_posts()
+    data = _statement(json.loads(post.body), world.key)["predicate"]["evidence"]["data"]
+    assert data["usage"]["available"] is False
+    assert any("Cursor does not report token usage" in w for w in data["warnings"])
