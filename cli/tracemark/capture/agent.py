@@ -409,7 +409,7 @@ def _reverse_apply(text: str, edits: list[tuple[str, str]]) -> str | None:
                 return None
             continue
         index = text.find(new)
-        if index < 0:
+        if index < 0 or text.find(new, index + 1) >= 0:
             return None
         text = text[:index] + old + text[index + len(new) :]
     return text

@@ -88,6 +88,40 @@ def signature(repo: Repo, sd: StateDir | None) -> Signature | None:
     return sig
 
 
+def _moves(
+    repo: Repo, before: dict[str, object], changed: list[str], index_blobs: dict[str, bytes | None], sd: StateDir
+) -> dict[bytes, str]:
+    """Content -> path of the files the command deleted (so a `mv` does not look like new lines)."""
+    contents: dict[bytes, str] = {}
+    for path in changed:
+        if os.path.lexists(os.path.join(repo.root, path)):
+            continue
+        entry = before.get(path)
+        data: bytes | None
+        if isinstance(entry, list) and len(entry) == 4 and entry[3]:
+            data = sd.get_blob(str(entry[3]))
+        else:
+            data = index_blobs.get(f":{path}")
+        if data:
+            contents[data] = path
+    return contents
+
+
+def _move_source(post: bytes, moved_from: dict[bytes, str]) -> tuple[bytes, str] | None:
+    """The deleted file `post` most likely is, when at least half of its lines come from it."""
+    from tracemark.capture.lines import match, split_lines
+
+    new_lines = split_lines(post)
+    best: tuple[int, bytes, str] | None = None
+    for content, path in moved_from.items():
+        kept = sum(1 for i in match(split_lines(content), new_lines) if i >= 0)
+        if best is None or kept > best[0]:
+            best = (kept, content, path)
+    if best is None or not new_lines or best[0] * 2 < len(new_lines):
+        return None
+    return best[1], best[2]
+
+
 def begin_shell(sd: StateDir, repo: Repo, tool_key: str, owner: str, command: str) -> str:
     sig = signature(repo, sd)
     sd.ensure("snapshots")
@@ -128,6 +162,7 @@ def end_shell(sd: StateDir, repo: Repo, tool_key: str, owner: str) -> tuple[str,
             return "no-change", [], command
         clean_before = [path for path in changed if path not in before]
         index_blobs = gitutil.cat_blobs(repo.root, [f":{path}" for path in clean_before])
+        moved_from = _moves(repo, before, changed, index_blobs, sd)
         since = int(snapshot.get("t") or 0)
         touched: list[str] = []
         notes: list[str] = []
@@ -146,6 +181,11 @@ def end_shell(sd: StateDir, repo: Repo, tool_key: str, owner: str) -> tuple[str,
             except SkipFile as exc:
                 notes.append(f"{path}: {exc}")
                 continue
+            if pre is None and post is not None and moved_from:
+                source = _move_source(post, moved_from)
+                if source is not None:  # moved (maybe edited) by the command: only its changes are new
+                    pre = source[0]
+                    notes.append(f"{path}: moved from {source[1]}")
             if pre is not None and b"\0" in pre[:8000]:
                 notes.append(f"{path}: binary")
                 continue

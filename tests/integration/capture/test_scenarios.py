@@ -272,3 +272,30 @@ def test_trailer_joins_signed_off_by_block(ws: Workspace) -> None:
     ws.git("commit", "-q", "-s", "-m", "signed")
     assert ws.message().rstrip("\n").endswith("Signed-off-by: Dev <dev@example.com>\nTracemark-Sessions: s1")
     assert ws.trailers() == "Signed-off-by: Dev <dev@example.com>\nTracemark-Sessions: s1\n"
+
+
+def test_files_moved_by_a_shell_command_are_not_new_ai_lines(ws: Workspace) -> None:
+    ws.human_write("old_name.txt", "human 1\nhuman 2\n")
+    ws.commit("human file")
+    ws.ai_bash("s1", "mv old_name.txt new_name.txt && printf 'ai\\n' >> new_name.txt")
+    sha = ws.commit("move")
+    assert ws.ranges(sha)["new_name.txt"] == {"s1": [[3, 3]]}
+
+
+def test_cursor_edit_with_ambiguous_new_text_falls_back_to_known_content(bare_repo: Workspace) -> None:
+    ws = bare_repo
+    assert ws.tracemark("init", "--project", "demo", "--cursor", "--offline").returncode == 0
+    ws.human_write("x.js", "}\n")
+    ws.commit("base")
+    ws.human_write("x.js", "}\nfunction f() {\n}\n")
+    payload = {
+        "conversation_id": "cur-2",
+        "generation_id": "g",
+        "file_path": str(ws.root / "x.js"),
+        "edits": [{"old_string": "", "new_string": "function f() {\n}\n"}],
+        "hook_event_name": "afterFileEdit",
+        "workspace_roots": [str(ws.root)],
+    }
+    ws.hook("cursor", "afterFileEdit", payload)
+    sha = ws.commit("cursor")
+    assert ws.ranges(sha) == {"x.js": {"cur-2": [[2, 3]]}}
