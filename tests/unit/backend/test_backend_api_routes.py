@@ -271,6 +271,9 @@ def test_token_minting_rules(api: Api) -> None:
         {"subject": "x", "ttl_seconds": 0},
         {"subject": "x", "ttl_seconds": 10**9},
         {"subject": "x", "ttl_seconds": True},
+        {"subject": "x", "ttl": "forever"},
+        {"subject": "x", "ttl": "0d"},
+        {"subject": "x", "ttl": "400d"},
         {"subject": "x", "role": "server_admin"},
         {"subject": "x", "kind": "service", "role": "org_admin"},
         {"subject": "x", "scopes": ["root"]},
@@ -287,6 +290,10 @@ def test_token_minting_rules(api: Api) -> None:
         json_body={"subject": "lead", "kind": "user", "role": "org_admin", "ttl_seconds": 3600},
     )
     assert api.ok("GET", "/v1/whoami", minted["token"])["role"] == "org_admin"
+    for ttl, seconds in (("12h", 43200), ("30d", 30 * 86400), (600, 600)):
+        token = api.ok("POST", "/v1/tokens", t["admin"], 201, json_body={"subject": "t", "ttl": ttl})
+        expires = datetime.fromisoformat(token["expires_at"])
+        assert abs((expires - datetime.now(UTC)).total_seconds() - seconds) < 120
 
 
 def test_keys_registration_rules(api: Api) -> None:

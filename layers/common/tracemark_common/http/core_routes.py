@@ -268,6 +268,23 @@ def create_org() -> Response[str]:
     return json_response(201, {"org": name, "token": token, "token_id": record.id, "subject": admin_subject})
 
 
+_DURATION = re.compile(r"^([1-9][0-9]{0,8})([smhd])$")
+_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _ttl(body: dict[str, Any]) -> int:
+    """`ttl_seconds` (integer), or `ttl` as seconds or a duration like "90d", "12h", "30m"."""
+    value = body.get("ttl_seconds", body.get("ttl", DEFAULT_TTL))
+    if isinstance(value, str) and (match := _DURATION.match(value.strip())):
+        value = int(match.group(1)) * _UNIT[match.group(2)]
+    if isinstance(value, bool) or not isinstance(value, int) or not 60 <= value <= MAX_TTL:
+        raise BadRequest(
+            f"'ttl_seconds' must be an integer from 60 to {MAX_TTL} (or 'ttl' a duration such as '90d')",
+            code="bad_request",
+        )
+    return value
+
+
 @router.post("/v1/tokens")
 def create_token() -> Response[str]:
     p = _principal()
@@ -277,9 +294,7 @@ def create_token() -> Response[str]:
     kind = body.get("kind", "user")
     if kind not in ("user", "service"):
         raise BadRequest("'kind' must be 'user' or 'service'", code="bad_request")
-    ttl = body.get("ttl_seconds", DEFAULT_TTL)
-    if isinstance(ttl, bool) or not isinstance(ttl, int) or not 60 <= ttl <= MAX_TTL:
-        raise BadRequest(f"'ttl_seconds' must be an integer from 60 to {MAX_TTL}", code="bad_request")
+    ttl = _ttl(body)
     if kind == "service":
         role = "service"
         if body.get("role", "service") != "service":
