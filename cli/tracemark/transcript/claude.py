@@ -247,6 +247,8 @@ class _Parser:
             key = f"anon:{len(self.responses)}"
         usage = message.get("usage")
         previous = self.responses.get(key)
+        if previous is not None and not isinstance(usage, dict):
+            return  # a duplicate without usage never erases the counts already seen
         fast = isinstance(usage, dict) and usage.get("speed") == "fast"
         response = _Response(
             thread=previous.thread if previous else thread, model=model, tokens=token_counts(usage), fast=fast
@@ -339,8 +341,12 @@ class _Parser:
         s = self.s
         for response in self.responses.values():
             price = pricing.lookup(response.model)
-            cost = pricing.request_cost(price, response.tokens, fast=response.fast) if price else None
-            if price is None:
+            if price is not None:
+                cost: float | None = pricing.request_cost(price, response.tokens, fast=response.fast)
+            elif response.tokens == pricing.TokenCounts():
+                cost = 0.0  # nothing used: nothing to price, whatever the model
+            else:
+                cost = None
                 s.unknown_models.add(response.model)
             s.usage.add(response.tokens, cost)
             s.by_model.setdefault(response.model, Usage()).add(response.tokens, cost)

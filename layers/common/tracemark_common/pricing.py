@@ -92,6 +92,16 @@ PRICES: dict[str, ModelPrice] = {
     "claude-haiku-4-5-20251001": _HAIKU_45,
     "claude-3-5-haiku": _p(0.80, 4, 1, 1.60, 0.08),
     "claude-3-5-haiku-20241022": _p(0.80, 4, 1, 1.60, 0.08),
+    # retired, still found in older transcripts
+    "claude-3-7-sonnet": _p(3, 15, 3.75, 6, 0.30),
+    "claude-3-7-sonnet-20250219": _p(3, 15, 3.75, 6, 0.30),
+    "claude-3-5-sonnet": _p(3, 15, 3.75, 6, 0.30),
+    "claude-3-5-sonnet-20241022": _p(3, 15, 3.75, 6, 0.30),
+    "claude-3-5-sonnet-20240620": _p(3, 15, 3.75, 6, 0.30),
+    "claude-3-opus": _OPUS_OLD,
+    "claude-3-opus-20240229": _OPUS_OLD,
+    "claude-3-haiku": _p(0.25, 1.25, 0.30, 0.50, 0.03),
+    "claude-3-haiku-20240307": _p(0.25, 1.25, 0.30, 0.50, 0.03),
 }
 
 _PREFIX = re.compile(r"^(?:anthropic/|(?:[a-z]{2,4}\.)?anthropic\.)")

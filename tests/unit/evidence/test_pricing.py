@@ -43,6 +43,8 @@ def test_unknown_models_are_none_never_zero(model: str) -> None:
 def test_every_price_is_positive_and_consistent() -> None:
     for name, price in pricing.PRICES.items():
         assert price.input > 0 and price.output > price.input, name
+        if name.startswith("claude-3-haiku"):
+            continue  # Anthropic lists $0.30 cache write and $0.03 read (rounded) for Claude 3 Haiku
         assert price.cache_write_5m == pytest.approx(price.input * 1.25), name
         assert price.cache_write_1h == pytest.approx(price.input * 2), name
         assert price.cache_read == pytest.approx(price.input * 0.1), name

@@ -318,3 +318,20 @@ def test_out_of_order_timestamps_and_offsets(tmp_path: Path) -> None:
     assert summary.started_at == "2026-02-01T09:59:00.000Z"
     assert summary.ended_at == "2026-02-01T10:10:00.000Z"
     assert summary.duration_seconds == 660
+
+
+def test_a_duplicate_without_usage_keeps_the_counts(tmp_path: Path) -> None:
+    first = json.loads(_assistant("m1", "claude-opus-4-6", 50))
+    second = json.loads(_assistant("m1", "claude-opus-4-6", 0))
+    del second["message"]["usage"]
+    path = tmp_path / "d.jsonl"
+    path.write_text(json.dumps(first) + "\n" + json.dumps(second) + "\n")
+    assert parse_claude_session(path).usage.output_tokens == 50
+
+
+def test_unknown_model_with_zero_usage_does_not_void_the_cost(tmp_path: Path) -> None:
+    empty = {"type": "assistant", "message": {"id": "e1", "content": [], "usage": {"input_tokens": 0}}}
+    path = tmp_path / "z.jsonl"
+    path.write_text(json.dumps(empty) + "\n" + _assistant("m1", "claude-opus-4-6", 5) + "\n")
+    summary = parse_claude_session(path)
+    assert summary.usage.cost_usd is not None and summary.unknown_models == set()
