@@ -287,10 +287,11 @@ def parse_attestation(org: str, envelope: Mapping[str, Any], verified: dsse.Veri
     statement = _statement(verified.payload)
     subjects = _subjects(statement)
     predicate: dict[str, Any] = statement["predicate"]
-    organization = predicate.get("organization")
-    if not isinstance(organization, str) or not organization:
-        raise Unprocessable("predicate.organization must name the organisation", code="invalid_statement")
-    if organization != org:
+    organization = predicate.get("organization", "")
+    if not isinstance(organization, str):
+        raise Unprocessable("predicate.organization must be a string", code="invalid_statement")
+    # Empty or absent: the CLI did not know it; the organisation is the token's anyway.
+    if organization and organization != org:
         raise Conflict(
             f"the attestation is for organisation {organization!r} but the token belongs to {org!r}",
             code="org_mismatch",

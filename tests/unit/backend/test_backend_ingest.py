@@ -262,6 +262,17 @@ def test_org_mismatch_is_409(world: World) -> None:
     assert world.nothing_stored()
 
 
+@pytest.mark.parametrize("organization", ["", None])
+def test_an_empty_or_absent_organization_means_the_tokens(world: World, organization: str | None) -> None:
+    stmt = statement(evidence(commits=[commit_entry(1)]))
+    if organization is None:
+        del stmt["predicate"]["organization"]
+    else:
+        stmt["predicate"]["organization"] = organization
+    assert world.push(sign(stmt, world.key)).status == 201
+    assert world.store.get_session("acme", "sess-1") is not None
+
+
 def test_unknown_project_is_404(world: World) -> None:
     with pytest.raises(NotFound) as err:
         world.push(world.envelope(project="nope"))
@@ -337,7 +348,7 @@ def test_earlier_attestations_stay_valid_after_revocation(world: World) -> None:
         (lambda s: s["subject"][0].update({"name": "not-a-sha"}), "invalid_statement"),
         (lambda s: s["subject"][0]["digest"].update({"gitCommit": sha(99)}), "invalid_statement"),
         (lambda s: s.update({"predicate": "x"}), "invalid_statement"),
-        (lambda s: s["predicate"].pop("organization"), "invalid_statement"),
+        (lambda s: s["predicate"].update({"organization": 5}), "invalid_statement"),
         (lambda s: s["predicate"].update({"project": "../etc"}), "invalid_statement"),
         (lambda s: s["predicate"].update({"evidence": []}), "invalid_evidence"),
         (lambda s: s["predicate"]["evidence"].update({"chainloop.material.evidence.id": "X"}), "invalid_evidence"),
@@ -559,3 +570,23 @@ def test_open_prs_are_re_correlated_once_per_new_attestation(world: World) -> No
 
     # a failure to start the workflow never fails the push
     assert world.push(world.envelope(evidence("s2", commits=[commit_entry(2)])), after_commit=failing).status == 201
+
+
+def test_a_statement_built_and_signed_by_the_cli_library_is_accepted(world: World) -> None:
+    from tracemark_common.evidence.statement import TranscriptRef, build_statement, sign_statement
+
+    # Given the statement exactly as the CLI builds it (canonical JSON, organisation unknown)
+    stmt = build_statement(
+        evidence("cli-made", commits=[commit_entry(1), commit_entry(2)]),
+        [sha(1), sha(2)],
+        project="web",
+        organization=None,
+        cli_version="0.1.0",
+        transcript=TranscriptRef(sha256="b" * 64, size=10),
+    )
+    result = world.push(sign_statement(stmt, world.key))
+    assert result.status == 201
+    record = world.store.get_session("acme", "cli-made")
+    assert record is not None and record.commits == [sha(1), sha(2)]
+    # the transcript was not uploaded: the session says so rather than failing
+    assert record.transcript == {"sha256": "b" * 64, "size": 10, "key": None}
