@@ -12,6 +12,7 @@ stored result. `erase_session` removes a session and moves the rollups back.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import json
 import math
@@ -41,7 +42,8 @@ from tracemark_common.store.records import AttestationRecord, SessionRecord
 MAX_ENVELOPE_BYTES = 4 * 1024 * 1024  # a request body (SPEC §2.6)
 MAX_UPLOADED_ENVELOPE_BYTES = 32 * 1024 * 1024  # an envelope sent through POST /v1/uploads
 MAX_TRANSCRIPT_BYTES = 256 * 1024 * 1024
-MAX_SUBJECTS = 5000
+MAX_SUBJECTS = 1000
+MAX_SESSION_RECORD_BYTES = 300 * 1024  # a DynamoDB item is at most 400 KB
 MAX_JSON_DEPTH = 64
 MAX_NUMBER = 10**15  # counters beyond this are not plausible and would overflow rollups
 
@@ -680,29 +682,57 @@ def session_url(base_url: str, session_id: str) -> str:
     return f"{base_url.rstrip('/')}/v1/sessions/{session_id}"
 
 
-def _attach_transcript(org: str, parsed: ParsedAttestation, blobs: BlobStore) -> dict[str, Any] | None:
-    """Bind an uploaded transcript (POST /v1/uploads, kind transcript) by its sha256 and size."""
+def _find_transcript(
+    org: str, parsed: ParsedAttestation, blobs: BlobStore
+) -> tuple[dict[str, Any] | None, bytes | None]:
+    """The transcript named by `predicate.transcript` (uploaded first with POST /v1/uploads, kind
+    transcript), checked by sha256 and size: (reference, bytes still to move into place)."""
     if parsed.transcript is None:
-        return None
+        return None, None
     sha, size = parsed.transcript["sha256"], parsed.transcript["size"]
     final_key = f"transcripts/{org}/{sha}.jsonl.gz"
     if blobs.size(final_key) == size:
-        return {"sha256": sha, "size": size, "key": final_key}
-    upload_key = transcript_upload_key(org, sha)
-    data = blobs.get(upload_key, max_bytes=MAX_TRANSCRIPT_BYTES)
+        return {"sha256": sha, "size": size, "key": final_key}, None
+    data = blobs.get(transcript_upload_key(org, sha), max_bytes=MAX_TRANSCRIPT_BYTES)
     if data is None:
-        return {"sha256": sha, "size": size, "key": None}
+        return {"sha256": sha, "size": size, "key": None}, None
     if len(data) != size or hashlib.sha256(data).hexdigest() != sha:
         raise Unprocessable(
             "the uploaded transcript does not match predicate.transcript (sha256 and size)", code="transcript_mismatch"
         )
-    blobs.put(final_key, data, content_type="application/gzip")
-    blobs.delete(upload_key)
-    return {"sha256": sha, "size": size, "key": final_key}
+    return {"sha256": sha, "size": size, "key": final_key}, data
 
 
 def transcript_upload_key(org: str, sha256: str) -> str:
     return f"uploads/{org}/transcripts/{sha256}"
+
+
+def _first_writes(
+    store: AppStore,
+    blobs: BlobStore,
+    org: str,
+    parsed: ParsedAttestation,
+    *,
+    envelope_key: str,
+    transcript: tuple[dict[str, Any] | None, bytes | None],
+) -> None:
+    blobs.put(envelope_key, parsed.canonical)
+    reference, data = transcript
+    if reference is not None and data is not None:
+        blobs.put(str(reference["key"]), data, content_type="application/gzip")
+        blobs.delete(transcript_upload_key(org, str(reference["sha256"])))
+    index = [*parsed.commits, *(old for olds in parsed.rewritten_from.values() for old in olds)]
+    store.put_commit_index(org, parsed.session_id, index)
+
+
+def _check_record_size(record: SessionRecord) -> None:
+    size = len(json.dumps(dataclasses.asdict(record) | {"evidence": None}, separators=(",", ":")))
+    if size > MAX_SESSION_RECORD_BYTES:
+        raise Unprocessable(
+            f"session {record.id!r} would grow to {size} bytes of index data ({len(record.commits)} commits, "
+            f"{len(record.digests)} attestations); the limit is {MAX_SESSION_RECORD_BYTES}",
+            code="session_too_large",
+        )
 
 
 def _check_mergeable(current: SessionRecord | None, principal: Principal, parsed: ParsedAttestation) -> None:
@@ -780,13 +810,8 @@ def ingest_attestation(
         )
     _check_mergeable(store.get_session(org, parsed.session_id), principal, parsed)  # before any write
     new_results = _evaluate_policies(store, org, project.contract_yaml, parsed, policy_evaluator)
-    transcript = _attach_transcript(org, parsed, blobs)
-
+    transcript, transcript_bytes = _find_transcript(org, parsed, blobs)
     envelope_key = f"envelopes/{digest}.json"
-    blobs.put(envelope_key, parsed.canonical)
-    index = [*parsed.commits, *(old for olds in parsed.rewritten_from.values() for old in olds)]
-    store.put_commit_index(org, parsed.session_id, index)
-
     for attempt in range(_SESSION_WRITE_ATTEMPTS):
         current = store.get_session(org, parsed.session_id)
         if attempt or (current is not None and digest in current.digests):
@@ -800,6 +825,11 @@ def ingest_attestation(
         )
         if transcript is not None:
             record.transcript = transcript
+        _check_record_size(record)
+        if attempt == 0:  # every check has passed: the first writes (content-addressed, idempotent)
+            _first_writes(
+                store, blobs, org, parsed, envelope_key=envelope_key, transcript=(transcript, transcript_bytes)
+            )
         merged_bytes = json.dumps(merged, sort_keys=True, separators=(",", ":")).encode()
         record.evidence_key = f"evidence/{org}/{hashlib.sha256(merged_bytes).hexdigest()}.json"
         blobs.put(record.evidence_key, merged_bytes)

@@ -541,6 +541,7 @@ def test_transcript_uploaded_first_is_bound_by_hash_and_size(world: World) -> No
     with pytest.raises(Unprocessable) as err:
         other.push(other.envelope(transcript={"sha256": digest, "size": len(data)}))
     assert err.value.code == "transcript_mismatch"
+    assert not other.store.sessions and set(other.blobs.objects) == {transcript_upload_key("acme", digest)}
 
 
 def test_erase_session_removes_everything_and_moves_rollups_back(world: World) -> None:
@@ -590,3 +591,20 @@ def test_a_statement_built_and_signed_by_the_cli_library_is_accepted(world: Worl
     assert record is not None and record.commits == [sha(1), sha(2)]
     # the transcript was not uploaded: the session says so rather than failing
     assert record.transcript == {"sha256": "b" * 64, "size": 10, "key": None}
+
+
+def test_too_many_subjects_and_oversized_sessions_are_refused(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    ev = evidence("many")
+    with pytest.raises(Unprocessable) as err:
+        world.push(sign(statement(ev, subjects=[sha(n) for n in range(1001)]), world.key))
+    assert err.value.code == "invalid_statement"
+    # 1000 commits, each with a long policy violation list, overflows the session item: refused, not a 500
+    world.policies.budget = -1
+    big = evidence("big", commits=[commit_entry(n) for n in range(1000)])
+    big["data"]["usage"]["total_tokens"] = 10
+    monkeypatch.setattr("tracemark_common.ingest.MAX_SESSION_RECORD_BYTES", 50_000)
+    with pytest.raises(Unprocessable) as err:
+        world.push(sign(statement(big), world.key))
+    assert err.value.code == "session_too_large"
+    assert world.nothing_stored()
+    assert world.store.sessions_for_commit("acme", sha(5)) == []
