@@ -43,6 +43,7 @@ MAX_ENVELOPE_BYTES = 4 * 1024 * 1024  # a request body (SPEC §2.6)
 MAX_UPLOADED_ENVELOPE_BYTES = 32 * 1024 * 1024  # an envelope sent through POST /v1/uploads
 MAX_TRANSCRIPT_BYTES = 256 * 1024 * 1024
 MAX_SUBJECTS = 1000
+MAX_SIGNATURES = 8
 MAX_SESSION_RECORD_BYTES = 300 * 1024  # a DynamoDB item is at most 400 KB
 MAX_JSON_DEPTH = 64
 MAX_NUMBER = 10**15  # counters beyond this are not plausible and would overflow rollups
@@ -616,6 +617,9 @@ def merge_session(
 
 # ingest -------------------------------------------------------------------------------------------
 def _trusted_keys(store: AppStore, org: str, sub: str, envelope: Mapping[str, Any]) -> dict[str, dsse.PublicKey]:
+    raw = envelope.get("signatures")
+    if isinstance(raw, list) and len(raw) > MAX_SIGNATURES:
+        raise Unprocessable(f"the envelope has more than {MAX_SIGNATURES} signatures", code="invalid_envelope")
     try:
         _, _, signatures = dsse.parse_envelope(envelope)
     except dsse.DsseError as exc:

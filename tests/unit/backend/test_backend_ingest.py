@@ -433,6 +433,22 @@ def test_envelope_shape_errors_are_422(world: World) -> None:
     assert world.nothing_stored()
 
 
+def test_many_signatures_and_huge_numbers_are_refused_cheaply(world: World) -> None:
+    envelope = world.envelope()
+    envelope["signatures"] = envelope["signatures"] * 1000
+    with pytest.raises(Unprocessable) as err:
+        world.push(envelope)
+    assert err.value.code == "invalid_envelope"
+    with pytest.raises(BadRequest):
+        world.push(b'{"payloadType": ' + b"9" * 5000 + b"}")
+    stmt = statement(evidence(commits=[commit_entry(1)]))
+    payload = json.dumps(stmt).replace('"duration_seconds": 6505', '"duration_seconds": 1e999').encode()
+    with pytest.raises(Unprocessable) as err:
+        world.push(sign(payload, world.key))
+    assert err.value.code == "schema_violation"
+    assert world.nothing_stored()
+
+
 def test_a_payload_that_is_not_json_is_422(world: World) -> None:
     with pytest.raises(Unprocessable) as err:
         world.push(sign(b"not json {", world.key))
