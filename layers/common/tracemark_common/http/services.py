@@ -5,13 +5,16 @@ Tests swap them with `use_services(Services(...))` (in-memory store and blobs, f
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from tracemark_common.auth import AuthConfig, default_config
 from tracemark_common.ingest import PolicyEvaluator, PolicyReportLike, RollupWriterLike
+from tracemark_common.settings import ServerSettings
 from tracemark_common.store.base import AppStore, BlobStore
 
 
@@ -85,6 +88,13 @@ def services() -> Services:
     if _override is not None:
         return _override
     from tracemark_common.settings import get_settings
+
+    return _default_services(get_settings(), os.environ.get("AWS_ENDPOINT_URL", ""))
+
+
+@lru_cache(maxsize=4)
+def _default_services(settings: ServerSettings, endpoint: str) -> Services:
+    """One set per configuration (the settings are frozen; a changed environment is a new key)."""
     from tracemark_common.store import default_blobs, default_store
 
     return Services(
@@ -93,6 +103,6 @@ def services() -> Services:
         auth_config=default_config,
         policy_evaluator=default_policy_evaluator,
         rollup_writer=_default_rollups(),
-        base_url=get_settings().public_base_url,
+        base_url=settings.public_base_url,
         after_ingest=_default_after_ingest(),
     )
