@@ -71,7 +71,8 @@ def test_deleted_session_takes_everything_back() -> None:
     writer.record_session(None, facts)
     writer.record_session(facts, None)
     for item in store.items.values():
-        assert all(v == 0 for v in item.values() if isinstance(v, int)), item
+        assert all(v == 0 for v in item.values()), item
+    assert all(detail == {} for _version, detail in store.details.values())
     result = query_dashboard(store, "acme", "24h", now=NOW)
     assert result["has_data"] is False
     assert result["cards"]["ai_authored_code"]["value"] is None

@@ -1,8 +1,11 @@
 """The rollup store on the DynamoDB application table (server only: imports boto3).
 
 Item layout (docs/architecture.md, "Dashboard rollups"):
-- `pk=ROLLUP#<scope>`, `sk=H#<yyyy-mm-ddThh>` | `D#<yyyy-mm-dd>`: one bucket, numbers only
-  (plus user/model display names), every write an atomic `ADD`.
+- `pk=ROLLUP#<scope>`, `sk=H#<yyyy-mm-ddThh>` | `D#<yyyy-mm-dd>`: one bucket. Scalar numbers
+  (sessions, tokens, cost, lines, PRs, commit terms) are atomic `ADD`s; per-user and per-model
+  counters and names are packed in `detail` (zlib JSON, Binary) with version `dv`, replaced in a
+  conditional update that also ADDs the session's scalars — so an item keeps a small, fixed number
+  of attributes however many users it counts.
 - `pk=ROLLUPCOMMIT#<scope>#<sha>`, `sk=STATE`: a commit's de-duplication state (`v` version,
   `lines`, maps `h` and `d` of bucket label -> sessions), written with a version condition.
 - `pk=ROLLUPPR#<org>#<repo id>#<number>`, `sk=FIRST`: the first correlation of a PR.
@@ -10,7 +13,9 @@ Item layout (docs/architecture.md, "Dashboard rollups"):
 
 from __future__ import annotations
 
+import json
 import time
+import zlib
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import Any
@@ -21,28 +26,38 @@ from botocore.exceptions import BotoCoreError, ClientError
 from tracemark_common.errors import Unavailable
 from tracemark_common.rollups.buckets import Key
 from tracemark_common.rollups.deltas import CommitState
-from tracemark_common.rollups.store import Item
+from tracemark_common.rollups.store import Item, RollupStore
 
 BATCH_GET_MAX = 100
 # Keep each UpdateExpression well under DynamoDB's 4 KB expression limit (and moto's parser's
 # recursion depth); ADDs commute, so a bucket delta split over several updates adds up the same.
 ATTRS_PER_UPDATE = 40
 MAX_UNPROCESSED_ROUNDS = 8
+DETAIL = "detail"  # zlib-compressed JSON: per-user and per-model counters and names
+DETAIL_VERSION = "dv"
 
 
 def _key(key: Key) -> dict[str, Any]:
     return {"pk": {"S": key[0]}, "sk": {"S": key[1]}}
 
 
+def _pack(detail: Mapping[str, int | str]) -> bytes:
+    return zlib.compress(json.dumps(detail, separators=(",", ":"), sort_keys=True).encode(), 6)
+
+
+def _unpack(attr: Mapping[str, Any] | None) -> dict[str, int | str]:
+    if not attr or "B" not in attr:
+        return {}
+    value = json.loads(zlib.decompress(attr["B"]))
+    return {k: v for k, v in value.items() if isinstance(v, int | str)} if isinstance(value, dict) else {}
+
+
 def _decode(item: Mapping[str, Any]) -> Item:
-    result: Item = {}
+    """Numbers, plus the packed per-user/per-model map flattened into the same dict."""
+    result: Item = _unpack(item.get(DETAIL))
     for name, value in item.items():
-        if name in {"pk", "sk"}:
-            continue
-        if "N" in value:
+        if name not in {"pk", "sk", DETAIL, DETAIL_VERSION} and "N" in value:
             result[name] = int(value["N"])
-        elif "S" in value:
-            result[name] = value["S"]
     return result
 
 
@@ -57,27 +72,65 @@ class DynamoRollupStore:
         self.table_name = table_name
         self.client: Any = client or boto3.client("dynamodb")
 
-    def add(self, key: Key, counters: Mapping[str, int], strings: Mapping[str, str]) -> None:
-        actions: list[tuple[str, str, dict[str, str]]] = [("ADD", n, {"N": str(v)}) for n, v in counters.items()]
-        actions += [("SET", n, {"S": v}) for n, v in strings.items()]
-        for start in range(0, max(len(actions), 1), ATTRS_PER_UPDATE):
+    def add(self, key: Key, counters: Mapping[str, int]) -> None:
+        names = list(counters.items())
+        for start in range(0, max(len(names), 1), ATTRS_PER_UPDATE):
             attr_names = {"#entity": "entity"}
             values: dict[str, Any] = {":entity": {"S": "rollup"}}
             adds: list[str] = []
-            sets = ["#entity = :entity"]
-            for i, (verb, name, value) in enumerate(actions[start : start + ATTRS_PER_UPDATE]):
+            for i, (name, value) in enumerate(names[start : start + ATTRS_PER_UPDATE]):
                 attr_names[f"#a{i}"] = name
-                values[f":a{i}"] = value
-                (adds if verb == "ADD" else sets).append(f"#a{i} :a{i}" if verb == "ADD" else f"#a{i} = :a{i}")
-            expression = "SET " + ", ".join(sets) + (" ADD " + ", ".join(adds) if adds else "")
+                values[f":a{i}"] = {"N": str(value)}
+                adds.append(f"#a{i} :a{i}")
             self._call(
                 "update_item",
                 TableName=self.table_name,
                 Key=_key(key),
-                UpdateExpression=expression,
+                UpdateExpression="SET #entity = :entity" + (" ADD " + ", ".join(adds) if adds else ""),
                 ExpressionAttributeNames=attr_names,
                 ExpressionAttributeValues=values,
             )
+
+    def get_detail(self, key: Key) -> tuple[int, dict[str, int | str]]:
+        response = self._call(
+            "get_item",
+            TableName=self.table_name,
+            Key=_key(key),
+            ConsistentRead=True,
+            ProjectionExpression="#dv, #detail",
+            ExpressionAttributeNames={"#dv": DETAIL_VERSION, "#detail": DETAIL},
+        )
+        item = response.get("Item") or {}
+        version = int(item[DETAIL_VERSION]["N"]) if DETAIL_VERSION in item else 0
+        return version, _unpack(item.get(DETAIL))
+
+    def put_detail(self, key: Key, counters: Mapping[str, int], detail: Mapping[str, int | str], version: int) -> bool:
+        attr_names = {"#entity": "entity", "#dv": DETAIL_VERSION, "#detail": DETAIL}
+        values: dict[str, Any] = {
+            ":entity": {"S": "rollup"},
+            ":next": {"N": str(version + 1)},
+            ":detail": {"B": _pack(detail)},
+        }
+        adds = []
+        for i, (name, value) in enumerate(counters.items()):
+            attr_names[f"#a{i}"] = name
+            values[f":a{i}"] = {"N": str(value)}
+            adds.append(f"#a{i} :a{i}")
+        if version:
+            condition = "#dv = :current"
+            values[":current"] = {"N": str(version)}
+        else:
+            condition = "attribute_not_exists(#dv)"
+        return self._conditional(
+            "update_item",
+            TableName=self.table_name,
+            Key=_key(key),
+            UpdateExpression="SET #entity = :entity, #dv = :next, #detail = :detail"
+            + (" ADD " + ", ".join(adds) if adds else ""),
+            ConditionExpression=condition,
+            ExpressionAttributeNames=attr_names,
+            ExpressionAttributeValues=values,
+        )
 
     def get_many(self, keys: Sequence[Key]) -> dict[Key, Item]:
         found: dict[Key, Item] = {}
@@ -167,3 +220,7 @@ def rollup_store_from_settings() -> DynamoRollupStore:
     from tracemark_common.settings import get_settings
 
     return _store_for(get_settings().app_table_name)
+
+
+def _conforms(store: DynamoRollupStore) -> RollupStore:  # mypy checks the adapter against the port
+    return store

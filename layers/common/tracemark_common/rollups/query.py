@@ -84,33 +84,61 @@ def _num(item: Item, name: str) -> int:
     return value if isinstance(value, int) else 0
 
 
-def _rows(item: Item, into: dict[str, _Row], prefixes: tuple[str, str, str, str], name_prefix: str) -> None:
-    sessions_p, second_p, tokens_p, cost_p = prefixes
-    for attr, value in item.items():
-        if not attr.startswith(sessions_p) or not isinstance(value, int):
-            continue
-        ident = attr[len(sessions_p) :]
-        row = into.setdefault(ident, _Row())
-        name = item.get(name_prefix + ident)
-        if isinstance(name, str):
-            row.name = name
-        row.sessions += value
-        row.ai_lines += _num(item, second_p + ident) if second_p else 0
-        row.tokens += _num(item, tokens_p + ident)
-        row.cost += _num(item, cost_p + ident)
-    if name_prefix == USER_NAME:
-        for ident, row in into.items():
-            kind = item.get(USER_KIND + ident)
-            if isinstance(kind, str):
-                row.kind = kind
+_USER_FIELDS = {USER_SESSIONS: "sessions", USER_AI: "ai_lines", USER_TOKENS: "tokens", USER_COST: "cost"}
+_MODEL_FIELDS = {MODEL_SESSIONS: "sessions", MODEL_TOKENS: "tokens", MODEL_COST: "cost"}
 
 
-def _aggregate(items: Mapping[int, Item], indices: range) -> _Period:
+@dataclass
+class _Bucket:
+    """One bucket item, parsed once."""
+
+    item: Item
+    gaps: dict[int, int] = field(default_factory=dict)
+    users: dict[str, _Row] = field(default_factory=dict)
+    models: dict[str, _Row] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, item: Item) -> _Bucket:
+        bucket = cls(item)
+        for attr, value in item.items():
+            prefix, ident = attr[:3], attr[3:]
+            if prefix in _USER_FIELDS and isinstance(value, int):
+                row = bucket.users.setdefault(ident, _Row())
+                setattr(row, _USER_FIELDS[prefix], value)
+            elif prefix in _MODEL_FIELDS and isinstance(value, int):
+                row = bucket.models.setdefault(ident, _Row())
+                setattr(row, _MODEL_FIELDS[prefix], value)
+            elif attr.startswith(GAP) and isinstance(value, int) and attr[len(GAP) :].isdigit():
+                bucket.gaps[int(attr[len(GAP) :])] = value
+        for ident, row in bucket.users.items():
+            name, kind = item.get(USER_NAME + ident), item.get(USER_KIND + ident)
+            row.name = name if isinstance(name, str) else ident
+            row.kind = kind if isinstance(kind, str) else "user"
+        for ident, row in bucket.models.items():
+            name = item.get(MODEL_NAME + ident)
+            row.name = name if isinstance(name, str) else ident
+        return bucket
+
+
+def _merge_rows(into: dict[str, _Row], rows: dict[str, _Row]) -> None:
+    for ident, row in rows.items():
+        total = into.get(ident)
+        if total is None:
+            into[ident] = _Row(row.name, row.kind, row.sessions, row.ai_lines, row.tokens, row.cost)
+        else:
+            total.sessions += row.sessions
+            total.ai_lines += row.ai_lines
+            total.tokens += row.tokens
+            total.cost += row.cost
+
+
+def _aggregate(buckets: Mapping[int, _Bucket], indices: range) -> _Period:
     period = _Period()
     for index in indices:
-        item = items.get(index)
-        if not item:
+        bucket = buckets.get(index)
+        if bucket is None:
             continue
+        item = bucket.item
         period.sessions += _num(item, SESSIONS)
         period.tokens += _num(item, TOKENS)
         period.input_tokens += _num(item, INPUT_TOKENS)
@@ -118,10 +146,11 @@ def _aggregate(items: Mapping[int, Item], indices: range) -> _Period:
         period.cost += _num(item, COST)
         period.ai_lines += _num(item, AI_LINES)
         period.prs += _num(item, PRS)
-        # Each commit once: see tracemark_common.rollups.deltas.
-        period.lines += _num(item, LINES) + sum(_num(item, GAP + str(d)) for d in range(1, index - indices.start + 1))
-        _rows(item, period.users, (USER_SESSIONS, USER_AI, USER_TOKENS, USER_COST), USER_NAME)
-        _rows(item, period.models, (MODEL_SESSIONS, "", MODEL_TOKENS, MODEL_COST), MODEL_NAME)
+        # Each commit once: the g<d> terms reaching back inside the period (see rollups.deltas).
+        reach = index - indices.start
+        period.lines += _num(item, LINES) + sum(v for d, v in bucket.gaps.items() if d <= reach)
+        _merge_rows(period.users, bucket.users)
+        _merge_rows(period.models, bucket.models)
     return period
 
 
@@ -184,7 +213,7 @@ def _models(current: _Period, previous: _Period) -> list[dict[str, Any]]:
     return result
 
 
-def _series(granularity: Granularity, items: Mapping[int, Item], indices: range) -> list[dict[str, Any]]:
+def _series(granularity: Granularity, items: Mapping[int, _Bucket], indices: range) -> list[dict[str, Any]]:
     series = []
     for index in indices:
         one = _aggregate(items, range(index, index + 1))
@@ -221,7 +250,7 @@ def query_dashboard(
     indices = [*previous_idx, *current_idx]
     keys = [bucket_key(scope, spec.granularity, i) for i in indices]
     found = store.get_many(keys)
-    items = {i: found[key] for i, key in zip(indices, keys, strict=True) if key in found}
+    items = {i: _Bucket.parse(found[key]) for i, key in zip(indices, keys, strict=True) if key in found}
     cur, prev = _aggregate(items, current_idx), _aggregate(items, previous_idx)
     ai_code = card(cur.ai_percent, prev.ai_percent, 2)
     ai_code.update(

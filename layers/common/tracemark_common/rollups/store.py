@@ -16,12 +16,22 @@ Item = dict[str, int | str]
 
 
 class RollupStore(Protocol):
-    def add(self, key: Key, counters: Mapping[str, int], strings: Mapping[str, str]) -> None:
-        """Atomically ADD `counters` to the item's numbers (missing ones start at 0) and SET
-        `strings`, creating the item if needed."""
+    def add(self, key: Key, counters: Mapping[str, int]) -> None:
+        """Atomically ADD `counters` to the bucket item's numbers (missing ones start at 0),
+        creating the item if needed."""
+
+    def get_detail(self, key: Key) -> tuple[int, dict[str, int | str]]:
+        """The bucket's packed per-user/per-model map and its version (0: none yet), read
+        consistently."""
+
+    def put_detail(self, key: Key, counters: Mapping[str, int], detail: Mapping[str, int | str], version: int) -> bool:
+        """In one atomic write: ADD `counters`, replace the packed map with `detail` and set its
+        version to `version + 1` — only if the stored version is still `version`; False otherwise
+        (nothing written)."""
 
     def get_many(self, keys: Sequence[Key]) -> dict[Key, Item]:
-        """The bucket items that exist among `keys` (eventually consistent is fine)."""
+        """The bucket items that exist among `keys`, numbers and packed map entries flattened
+        into one dict (eventually consistent is fine)."""
 
     def get_commit(self, key: Key) -> CommitState:
         """A commit's state, read consistently (`version == 0` when absent)."""
@@ -39,31 +49,51 @@ class InMemoryRollupStore:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self.items: dict[Key, Item] = {}
+        self.items: dict[Key, dict[str, int]] = {}
+        self.details: dict[Key, tuple[int, dict[str, int | str]]] = {}
         self.commits: dict[Key, CommitState] = {}
         self.markers: dict[Key, dict[str, str]] = {}
         self.requests = 0
 
     def __len__(self) -> int:
-        return len(self.items)
+        return len(self.items.keys() | self.details.keys())
 
     def __contains__(self, key: object) -> bool:
-        return key in self.items
+        return key in self.items or key in self.details
 
-    def add(self, key: Key, counters: Mapping[str, int], strings: Mapping[str, str]) -> None:
+    def add(self, key: Key, counters: Mapping[str, int]) -> None:
         with self._lock:
             self.requests += 1
-            item = self.items.setdefault(key, {})
-            for name, value in counters.items():
-                current = item.get(name, 0)
-                assert isinstance(current, int)
-                item[name] = current + value
-            item.update(strings)
+            self._add(key, counters)
+
+    def _add(self, key: Key, counters: Mapping[str, int]) -> None:
+        item = self.items.setdefault(key, {})
+        for name, value in counters.items():
+            item[name] = item.get(name, 0) + value
+
+    def get_detail(self, key: Key) -> tuple[int, dict[str, int | str]]:
+        with self._lock:
+            self.requests += 1
+            version, detail = self.details.get(key, (0, {}))
+            return version, dict(detail)
+
+    def put_detail(self, key: Key, counters: Mapping[str, int], detail: Mapping[str, int | str], version: int) -> bool:
+        with self._lock:
+            self.requests += 1
+            if self.details.get(key, (0, {}))[0] != version:
+                return False
+            self._add(key, counters)
+            self.details[key] = (version + 1, dict(detail))
+            return True
 
     def get_many(self, keys: Sequence[Key]) -> dict[Key, Item]:
         with self._lock:
             self.requests += (len(keys) + 99) // 100  # as many as DynamoDB BatchGetItem calls
-            return {key: dict(self.items[key]) for key in keys if key in self.items}
+            found: dict[Key, Item] = {}
+            for key in keys:
+                if key in self.items or key in self.details:
+                    found[key] = {**self.details.get(key, (0, {}))[1], **self.items.get(key, {})}
+            return found
 
     def get_commit(self, key: Key) -> CommitState:
         with self._lock:
@@ -87,3 +117,7 @@ class InMemoryRollupStore:
                 return False
             self.markers[key] = dict(item)
             return True
+
+
+def _conforms(store: InMemoryRollupStore) -> RollupStore:  # mypy checks the fake against the port
+    return store

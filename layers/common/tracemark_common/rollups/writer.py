@@ -8,28 +8,41 @@ from collections.abc import Callable
 from datetime import datetime
 
 from tracemark_common.errors import Unavailable
-from tracemark_common.rollups.buckets import GRANULARITIES, bucket_index, bucket_key, commit_key, pr_key, scopes, to_utc
+from tracemark_common.rollups.buckets import (
+    GRANULARITIES,
+    Key,
+    bucket_index,
+    bucket_key,
+    commit_key,
+    pr_key,
+    scopes,
+    to_utc,
+)
 from tracemark_common.rollups.deltas import (
+    LINES,
     PRS,
     BucketDelta,
     CommitMove,
     Deltas,
+    apply_detail,
     apply_move,
     commit_deltas,
     commit_moves,
+    is_detail,
     merge_deltas,
     session_deltas,
 )
 from tracemark_common.rollups.facts import SessionFacts
 from tracemark_common.rollups.store import RollupStore
 
-MAX_ATTEMPTS = 25
+MAX_ATTEMPTS = 60
 
 
 class RollupWriter:
-    """Moves the dashboard counters. Every bucket update is an atomic ADD, so concurrent
-    writers never lose a count; a commit's de-duplication state is updated with an optimistic
-    version check (retried) before its bucket deltas are added."""
+    """Moves the dashboard counters. Scalars are atomic ADDs; a bucket's packed per-user and
+    per-model map is replaced under an optimistic version check (retried) in the same write as the
+    session's scalars, so concurrent writers never lose a count. A commit's de-duplication state
+    is updated the same way before its bucket deltas are applied."""
 
     def __init__(
         self,
@@ -79,5 +92,24 @@ class RollupWriter:
     def _apply(self, deltas: Deltas) -> None:
         for key in sorted(deltas):
             delta = deltas[key]
-            if delta:
-                self.store.add(key, delta.counters, delta.strings)
+            packed = {n: v for n, v in delta.counters.items() if is_detail(n)}
+            if not packed and not delta.strings:
+                if delta.counters:
+                    self.store.add(key, delta.counters)
+                continue
+            # commit lines and PRs never touch the packed map: plain ADDs, no version race
+            plain = {n: v for n, v in delta.counters.items() if n in {LINES, PRS}}
+            guarded = {n: v for n, v in delta.counters.items() if not is_detail(n) and n not in plain}
+            if plain:
+                self.store.add(key, plain)
+            self._update_detail(key, guarded, packed, delta.strings)
+
+    def _update_detail(
+        self, key: Key, counters: dict[str, int], packed: dict[str, int], strings: dict[str, str]
+    ) -> None:
+        for attempt in range(self._max_attempts):
+            version, detail = self.store.get_detail(key)
+            if self.store.put_detail(key, counters, apply_detail(detail, packed, strings), version):
+                return
+            self._sleep(random.uniform(0, min(0.01 * 2**attempt, 0.5)))  # noqa: S311 - jitter, not crypto
+        raise Unavailable(f"rollups: bucket {key[1]} is being updated concurrently; retry", code="rollup_contention")
