@@ -146,7 +146,7 @@ def _aggregate(buckets: Mapping[int, _Bucket], indices: range) -> _Period:
         period.cost += _num(item, COST)
         period.ai_lines += _num(item, AI_LINES)
         period.prs += _num(item, PRS)
-        # Each commit once: the g<d> terms reaching back inside the period (see rollups.deltas).
+        # Each commit once: the g#<d> terms reaching back inside the period (see rollups.deltas).
         reach = index - indices.start
         period.lines += _num(item, LINES) + sum(v for d, v in bucket.gaps.items() if d <= reach)
         _merge_rows(period.users, bucket.users)
