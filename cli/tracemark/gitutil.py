@@ -4,7 +4,7 @@ Agent hooks run on every tool call, so discovery reads `.git` files directly ins
 `git rev-parse`; `subprocess` is imported only by the functions that run git.
 """
 # os.path on purpose: this module is on the hook hot path (pathlib costs import time)
-# ruff: noqa: PTH109, PTH112, PTH113, PTH118, PTH120, PTH123
+# ruff: noqa: PTH109, PTH110, PTH112, PTH113, PTH118, PTH120, PTH123
 
 from __future__ import annotations
 
@@ -108,18 +108,65 @@ def _clean_env() -> dict[str, str]:
 
 def git(repo_root: str, *args: str, stdin: bytes | None = None, check: bool = True) -> bytes:
     """Run `git -C repo_root args...` and return stdout; GitError on failure when `check`."""
-    import subprocess
+    argv = ["git", "-C", repo_root, *args]
+    if hasattr(os, "posix_spawnp") and (stdin is None or len(stdin) < _SPAWN_STDIN_LIMIT):
+        code, out, err = _spawn(argv, stdin or b"", _clean_env())
+    else:  # pragma: no cover - large inputs and platforms without posix_spawn
+        import subprocess
 
-    proc = subprocess.run(
-        ["git", "-C", repo_root, *args],
-        input=stdin,
-        capture_output=True,
-        env=_clean_env(),
-        check=False,
-    )
-    if check and proc.returncode != 0:
-        raise GitError(f"git {' '.join(args)}: {proc.stderr.decode('utf-8', 'replace').strip()}")
-    return proc.stdout
+        proc = subprocess.run(argv, input=stdin, capture_output=True, env=_clean_env(), check=False)
+        code, out, err = proc.returncode, proc.stdout, proc.stderr
+    if check and code != 0:
+        raise GitError(f"git {' '.join(args)}: {err.decode('utf-8', 'replace').strip()}")
+    return out
+
+
+# Hooks run git on every commit: `subprocess` (with selectors, threading, signal, locale) costs
+# ~3 ms of imports, a third of a hook's budget, so small calls use posix_spawn and pipes directly.
+# stdin is written in full before reading, which cannot deadlock while it fits a pipe buffer.
+_SPAWN_STDIN_LIMIT = 32 * 1024
+
+
+def _spawn(argv: list[str], stdin: bytes, env: dict[str, str]) -> tuple[int, bytes, bytes]:
+    import select
+
+    in_r, in_w = os.pipe()
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    try:
+        actions = [
+            (os.POSIX_SPAWN_DUP2, in_r, 0),
+            (os.POSIX_SPAWN_DUP2, out_w, 1),
+            (os.POSIX_SPAWN_DUP2, err_w, 2),
+            *((os.POSIX_SPAWN_CLOSE, fd) for fd in (in_r, in_w, out_r, out_w, err_r, err_w)),
+        ]
+        pid = os.posix_spawnp(argv[0], argv, env, file_actions=actions)
+    except BaseException:
+        for fd in (in_r, in_w, out_r, out_w, err_r, err_w):
+            os.close(fd)
+        raise
+    for fd in (in_r, out_w, err_w):
+        os.close(fd)
+    try:
+        if stdin:
+            os.write(in_w, stdin)
+    except BrokenPipeError:
+        pass
+    finally:
+        os.close(in_w)
+    chunks: dict[int, list[bytes]] = {out_r: [], err_r: []}
+    open_fds = [out_r, err_r]
+    while open_fds:
+        ready, _w, _x = select.select(open_fds, [], [])
+        for fd in ready:
+            data = os.read(fd, 1 << 16)
+            if data:
+                chunks[fd].append(data)
+            else:
+                open_fds.remove(fd)
+                os.close(fd)
+    _pid, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status), b"".join(chunks[out_r]), b"".join(chunks[err_r])
 
 
 def cat_objects(repo_root: str, specs: Sequence[str]) -> dict[str, tuple[str, str, bytes] | None]:
@@ -205,3 +252,72 @@ def name_status(repo_root: str, args: Iterable[str]) -> list[tuple[str, str]]:
 
 
 EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
+ZERO_OID = "0" * 40
+
+
+def read_objects(repo: Repo, oids: Iterable[str]) -> dict[str, tuple[str, bytes] | None]:
+    """`(type, content)` of objects by id: loose objects are read directly (a fresh commit's objects
+    are loose), the rest (packed, alternates) through one `git cat-file --batch`."""
+    import zlib
+
+    result: dict[str, tuple[str, bytes] | None] = {}
+    missing: list[str] = []
+    for oid in dict.fromkeys(oids):
+        if len(oid) not in (40, 64) or oid == ZERO_OID or not all(c in "0123456789abcdef" for c in oid):
+            result[oid] = None
+            continue
+        try:
+            with open(os.path.join(repo.common_dir, "objects", oid[:2], oid[2:]), "rb") as handle:
+                raw = zlib.decompress(handle.read())
+            header, _, content = raw.partition(b"\0")
+            kind, _, size = header.partition(b" ")
+            if int(size) != len(content):
+                raise ValueError("short object")
+            result[oid] = (kind.decode(), content)
+        except (OSError, ValueError, zlib.error):
+            missing.append(oid)
+    if missing:
+        for spec, found in cat_objects(repo.root, missing).items():
+            result[spec] = None if found is None else (found[1], found[2])
+    return result
+
+
+def resolve_head(repo: Repo) -> str | None:
+    """HEAD's commit id, read from the ref files (falls back to `git rev-parse`); None before the first commit."""
+    head = _read_text(os.path.join(repo.git_dir, "HEAD")) or ""
+    if not head.startswith("ref:"):
+        return head if len(head) in (40, 64) else _rev_parse_head(repo)
+    ref = head[4:].strip()
+    for base in (repo.git_dir, repo.common_dir):
+        value = _read_text(os.path.join(base, ref))
+        if value and len(value) in (40, 64):
+            return value
+    packed = _read_text(os.path.join(repo.common_dir, "packed-refs")) or ""
+    for line in packed.splitlines():
+        if line.endswith(" " + ref):
+            return line.split(" ", 1)[0]
+    if os.path.exists(os.path.join(repo.common_dir, "reftable")):
+        return _rev_parse_head(repo)
+    return None
+
+
+def _rev_parse_head(repo: Repo) -> str | None:
+    out = git(repo.root, "rev-parse", "-q", "--verify", "HEAD", check=False).strip()
+    return out.decode() if out else None
+
+
+def raw_diff(data: bytes) -> list[tuple[str, str, str, str]]:
+    """`(status, old oid, new oid, path)` from `--raw -z --no-renames` output."""
+    parts = data.split(b"\0")
+    out: list[tuple[str, str, str, str]] = []
+    i = 0
+    while i < len(parts) - 1:
+        meta = parts[i].decode("ascii", "replace").lstrip("\n")
+        if not meta.startswith(":"):
+            i += 1
+            continue
+        fields = meta[1:].split(" ")
+        if len(fields) >= 5:
+            out.append((fields[4][:1], fields[2], fields[3], parts[i + 1].decode("utf-8", "surrogateescape")))
+        i += 2
+    return out

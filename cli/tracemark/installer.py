@@ -166,6 +166,10 @@ def _read(path: str) -> bytes | None:
 
 
 # -- git hooks ----------------------------------------------------------------------------------
+# `-c` rather than `-m tracemark...`: no runpy, no CLI parser; just the hook handler.
+_HOOK_MAIN = "import sys; from tracemark.commands.hook import main; sys.exit(main(sys.argv[1:]))"
+
+
 def hook_script(name: str, python: str | None = None) -> bytes:
     """Our hook: run `tracemark hook git <name>`, then the chained foreign hook (same args, same stdin)."""
     python = python if python is not None else sys.executable
@@ -179,7 +183,7 @@ def hook_script(name: str, python: str | None = None) -> bytes:
         "export TRACEMARK_CHAINED",
         "tracemark_hook() {",
         '\tif [ -x "$TRACEMARK_PYTHON" ]; then',
-        f'\t\t"$TRACEMARK_PYTHON" -m tracemark.commands.hook git {name} "$@"',
+        f'\t\t"$TRACEMARK_PYTHON" -c "{_HOOK_MAIN}" git {name} "$@"',
         "\telif command -v tracemark >/dev/null 2>&1; then",
         f'\t\ttracemark hook git {name} "$@"',
         "\tfi",

@@ -171,34 +171,36 @@ def commit_msg(repo: Repo, sd: StateDir, msg_path: str) -> tuple[str, str]:
     check_amend = os.environ.get("GIT_AUTHOR_DATE", "").startswith("@") and _has_records(sd)
     if not states and not check_amend:
         return "ok", "no pending AI edits"
-    # One `git cat-file --batch` gives both sides: index (`:path`) and HEAD; no diff process needed.
-    paths = sorted(state.path for state in states)
-    by_path = {state.path: state for state in states}
-    specs = [*(f":{path}" for path in paths), *(f"HEAD:{path}" for path in paths)]
-    objects = gitutil.cat_objects(repo.root, ["HEAD", *specs] if check_amend else specs)
+    head = gitutil.resolve_head(repo)
     sessions: set[str] = set()
     staged = 0
-    for path in paths:
-        index, head = _blob(objects, f":{path}"), _blob(objects, f"HEAD:{path}")
-        if index == head:
-            continue
-        staged += 1
-        analysis = analyze(sd, by_path[path], head, index)
-        sessions.update(session_of(owner) for owner in (*analysis.ai, *analysis.removed))
-    head_commit = objects.get("HEAD")
-    if check_amend and head_commit is not None and _amending(head_commit[2]):
-        # `git commit --amend -m ...` drops the old message: keep the sessions of the commit it replaces.
-        record = load_raw_record(sd, head_commit[0]) or {}
-        sessions.update(str(x) for x in record.get("session_ids") or [] if valid_id(x))  # type: ignore[attr-defined]
-        sessions.update(trailer_session_ids(gitutil.parse_commit(head_commit[2])[2]))
+    if states:
+        # One `git diff-index` names the staged blobs; fresh blobs are loose and read directly.
+        by_path = {state.path: state for state in states}
+        raw = gitutil.git(
+            repo.root, "diff-index", "--cached", "-r", "--raw", "-z", "--no-renames", head or gitutil.EMPTY_TREE, "--"
+        )
+        entries = [entry for entry in gitutil.raw_diff(raw) if entry[3] in by_path]
+        objects = gitutil.read_objects(repo, [e[1] for e in entries] + [e[2] for e in entries])
+        for _status, old, new, path in entries:
+            staged += 1
+            analysis = analyze(sd, by_path[path], _blob(objects, old), _blob(objects, new))
+            sessions.update(session_of(owner) for owner in (*analysis.ai, *analysis.removed))
+    if check_amend and head:
+        commit = gitutil.read_objects(repo, [head]).get(head)
+        if commit is not None and commit[0] == "commit" and _amending(commit[1]):
+            # `git commit --amend -m ...` drops the old message: keep the sessions of the commit it replaces.
+            record = load_raw_record(sd, head) or {}
+            sessions.update(str(x) for x in record.get("session_ids") or [] if valid_id(x))  # type: ignore[attr-defined]
+            sessions.update(trailer_session_ids(gitutil.parse_commit(commit[1])[2]))
     if not sessions:
         return "ok", "staged changes carry no AI lines" if staged else "no staged AI edits"
     return add_trailer(repo, msg_path, sessions)
 
 
-def _blob(objects: dict[str, tuple[str, str, bytes] | None], spec: str) -> bytes | None:
-    found = objects.get(spec)
-    return found[2] if found is not None and found[1] == "blob" else None
+def _blob(objects: dict[str, tuple[str, bytes] | None], oid: str) -> bytes | None:
+    found = objects.get(oid)
+    return found[1] if found is not None and found[0] == "blob" else None
 
 
 def _has_records(sd: StateDir) -> bool:
@@ -325,37 +327,32 @@ def post_commit(repo: Repo, sd: StateDir) -> tuple[str, str]:
     if _in_rebase(repo):
         return "skipped", "rebase in progress (post-rewrite carries records)"
     states = worktree_states(sd, repo.root)
-    paths = sorted(state.path for state in states)
-    # One `git cat-file --batch`: the commit object, and both sides of every AI-touched path.
-    specs = ["HEAD", *(f"HEAD:{p}" for p in paths), *(f"HEAD^:{p}" for p in paths)]
-    objects = gitutil.cat_objects(repo.root, specs)
-    head = objects.get("HEAD")
-    if head is None or head[1] != "commit":
+    sha = gitutil.resolve_head(repo)
+    head = gitutil.read_objects(repo, [sha]).get(sha) if sha else None
+    if sha is None or head is None or head[0] != "commit":
         return "skipped", "no HEAD commit"
-    sha = head[0]
-    parents, ctime, message = gitutil.parse_commit(head[2])
+    parents, ctime, message = gitutil.parse_commit(head[1])
     if len(parents) > 1:
         return "skipped", "merge commit"
     trailer_ids = trailer_session_ids(message)
     if not states and not trailer_ids:
         return "ok", "no AI edits"
-
-    def blob(spec: str) -> bytes | None:
-        found = objects.get(spec)
-        return found[2] if found is not None and found[1] == "blob" else None
-
     files: list[dict[str, object]] = []
-    for state in states:
-        committed = blob(f"HEAD:{state.path}")
-        base = blob(f"HEAD^:{state.path}") if parents else None
-        if committed == base:
-            continue
-        status = "A" if base is None else ("D" if committed is None else "M")
-        analysis = analyze(sd, state, base, committed)
-        if analysis.ai or analysis.removed:
-            files.append(file_entry(state.path, status, analysis))
-        if any(state.removed.values()):
-            _consume(sd, repo, state.path, analysis, committed)
+    if states:
+        # One `git diff-tree` names the blobs; a fresh commit's blobs are loose and read directly.
+        by_path = {state.path: state for state in states}
+        tree_args = [parents[0], sha] if parents else ["--root", sha]
+        raw = gitutil.git(repo.root, "diff-tree", "-r", "--raw", "-z", "--no-renames", "--no-commit-id", *tree_args)
+        entries = [entry for entry in gitutil.raw_diff(raw) if entry[3] in by_path]
+        objects = gitutil.read_objects(repo, [e[1] for e in entries] + [e[2] for e in entries])
+        for status, old, new, path in entries:
+            state = by_path[path]
+            committed = _blob(objects, new)
+            analysis = analyze(sd, state, _blob(objects, old), committed)
+            if analysis.ai or analysis.removed:
+                files.append(file_entry(path, status if status in "AMD" else "M", analysis))
+            if any(state.removed.values()):
+                _consume(sd, repo, path, analysis, committed)
     write_record(sd, sha, parents=parents, ctime=ctime, files=files, trailer_ids=trailer_ids, rewritten_from=[])
     gc(sd)
     ids = sorted({sid for entry in files for sid in entry["sessions"]})  # type: ignore[attr-defined]

@@ -173,3 +173,34 @@ def test_manifest_json_is_plain_json(tmp_path: Path) -> None:
     sd.ensure()
     sd.write_json("install.json", {"a": {"created": True}})
     assert json.loads((tmp_path / "install.json").read_text()) == {"a": {"created": True}}
+
+
+def test_objects_and_head_are_read_loose_or_packed(tmp_path: Path) -> None:
+    from tracemark import gitutil
+
+    env = {"GIT_AUTHOR_NAME": "a", "GIT_AUTHOR_EMAIL": "a@x", "GIT_COMMITTER_NAME": "a", "GIT_COMMITTER_EMAIL": "a@x"}
+
+    def run(*args: str) -> bytes:
+        env_path = {**env, "PATH": "/usr/bin:/bin"}
+        return subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True, env=env_path).stdout
+
+    run("init", "-q", "-b", "main")
+    repo = gitutil.discover(str(tmp_path))
+    assert repo is not None
+    assert gitutil.resolve_head(repo) is None
+    (tmp_path / "f.txt").write_text("hello\n")
+    run("add", "f.txt")
+    run("commit", "-q", "-m", "one")
+    head = run("rev-parse", "HEAD").decode().strip()
+    blob = run("rev-parse", "HEAD:f.txt").decode().strip()
+    assert gitutil.resolve_head(repo) == head
+    loose = gitutil.read_objects(repo, [blob, head, "0" * 40, "nonsense"])
+    assert loose[blob] == ("blob", b"hello\n")
+    assert loose[head] is not None and loose[head][0] == "commit"
+    assert loose["0" * 40] is None and loose["nonsense"] is None
+    run("gc", "-q")  # packs objects and refs
+    assert not (tmp_path / ".git" / "refs" / "heads" / "main").exists()
+    assert gitutil.resolve_head(repo) == head
+    assert gitutil.read_objects(repo, [blob])[blob] == ("blob", b"hello\n")
+    parents, ctime, message = gitutil.parse_commit(gitutil.read_objects(repo, [head])[head][1])  # type: ignore[index]
+    assert (parents, message) == ([], "one\n") and ctime > 0
