@@ -143,6 +143,11 @@ class DynamoStore:
         self.Item = item_model(table_name, self.region, self.host)
 
     # helpers ------------------------------------------------------------------------------
+    def _connection(self) -> Connection:
+        """The model's own connection (one botocore client per table, reused by transactions)."""
+        connection: Connection = self.Item._get_connection().connection
+        return connection
+
     def _get(self, pk: str, sk: str) -> AppItem | None:
         try:
             return self.Item.get(pk, sk, consistent_read=True)
@@ -324,7 +329,7 @@ class DynamoStore:
                 batch.save(self.Item(commit_pk(org, sha), f"SESSION#{session_id}", entity="commit"))
 
     def commit_ingest(self, attestation: AttestationRecord, sessions: Sequence[SessionCommit]) -> None:
-        connection = Connection(region=self.region, host=self.host)
+        connection = self._connection()
         att_item = self.Item(
             attestation_pk(attestation.org, attestation.digest),
             "ATT",
@@ -355,7 +360,7 @@ class DynamoStore:
         return self._update_doc(session_pk(org, session_id), "SESSION", SessionRecord, change)
 
     def delete_session(self, record: SessionRecord) -> None:
-        connection = Connection(region=self.region, host=self.host)
+        connection = self._connection()
         item = self.Item(session_pk(record.org, record.id), "SESSION")
         try:
             with TransactWrite(connection=connection) as transaction:
