@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from capture_workspace import PYTHON, Workspace
+from capture_workspace import PYTHON, Workspace, make_repo
 from test_install import tree_bytes
 
 BAD_PAYLOADS: dict[str, bytes] = {
@@ -28,9 +28,19 @@ def _snapshot(ws: Workspace) -> tuple[dict[str, bytes], str]:
     return tree_bytes(ws.root), ws.git("status", "--porcelain")
 
 
+@pytest.fixture(scope="module")
+def shared_ws(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
+    """One initialised repository for the read-only bad-input cases (init is the slow part)."""
+    ws = make_repo(tmp_path_factory.mktemp("bad-input"))
+    assert ws.tracemark("init", "--project", "demo", "--offline").returncode == 0
+    ws.commit("tracemark init")
+    return ws
+
+
 @pytest.mark.parametrize("source", ["claude", "cursor"])
 @pytest.mark.parametrize("name", sorted(BAD_PAYLOADS))
-def test_malformed_stdin_is_logged_and_harmless(ws: Workspace, source: str, name: str) -> None:
+def test_malformed_stdin_is_logged_and_harmless(shared_ws: Workspace, source: str, name: str) -> None:
+    ws = shared_ws
     before = _snapshot(ws)
     lines = len(ws.log_lines())
     event = "PreToolUse" if source == "claude" else "afterFileEdit"
