@@ -22,14 +22,19 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--offline", action="store_true", help="skip checking token, organisation and project")
 
 
-def _check_server(project: str, org: str | None, offline: bool) -> str:
+def _check_server(project: str, org: str | None, offline: bool, server: str | None) -> str:
     """Check token, organisation and project with the server before anything is written."""
-    from tracemark.credentials import load_credentials
+    from tracemark.credentials import load_credentials, same_server
     from tracemark.errors import UserError
 
     creds = load_credentials()
     if creds is None:
         return "no credentials (run `tracemark auth login`); skipped the server check"
+    if server and not same_server(server, creds.server):
+        return (
+            f"warning: your token is for {creds.server}, not {server}: attestations for this project will be "
+            "spooled and never sent with that token (run `tracemark auth login --server` for it)"
+        )
     if offline:
         return "warning: --offline: token, organisation and project were not checked"
     from tracemark.client import ApiClient, TransportError
@@ -82,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
         from tracemark.credentials import normalize_server
 
         server = normalize_server(args.server)
-    note = _check_server(args.project, args.org, args.offline)
+    note = _check_server(args.project, args.org, args.offline, server)
 
     claude = args.claude or not args.cursor
     sd = StateDir(repo.state_dir)

@@ -112,3 +112,11 @@ def test_no_credentials_skips_the_check(bare_repo: Workspace, tmp_path: Path) ->
     proc = bare_repo.tracemark("init", "--project", "demo")
     assert proc.returncode == 0
     assert b"no credentials" in proc.stderr
+
+
+def test_server_other_than_the_tokens_is_a_warning_and_no_request(bare_repo: Workspace, api: FakeApi) -> None:
+    code, err = _init(bare_repo, api.url, "--server", "https://tracemark.other.example")
+    assert code == 0, err
+    assert "never sent with that token" in err
+    assert api.auth_headers == []
+    assert "server: https://tracemark.other.example" in (bare_repo.root / ".tracemark.yml").read_text()
