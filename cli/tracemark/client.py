@@ -24,6 +24,20 @@ MAX_RETRY_AFTER = 10.0
 _LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
+class _Bearer(requests.auth.AuthBase):
+    """Our token as the Authorization header. Passing an auth object also stops requests from
+    replacing it with credentials from ~/.netrc; proxies from the environment still work."""
+
+    def __init__(self, token: str | None) -> None:
+        self.token = token
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers.pop("Authorization", None)
+        if self.token:
+            request.headers["Authorization"] = f"Bearer {self.token}"
+        return request
+
+
 class TransportError(Exception):
     """The server could not be reached (network, DNS, TLS, timeout) after every retry."""
 
@@ -80,7 +94,6 @@ class ApiClient:
         self.retries = max(1, retries)
         self.backoff = backoff
         self.session = session or requests.Session()
-        self.session.trust_env = False  # no proxy/netrc surprises: the token goes to this server only
         self.sleep = sleep
 
     def _send(self, method: str, url: str, **kwargs: Any) -> requests.Response:
@@ -106,12 +119,8 @@ class ApiClient:
         raise TransportError(f"{kind}: {urlsplit(url).netloc} ({type(last).__name__})")
 
     def request(self, method: str, path: str, *, json_body: Any = None) -> ApiResponse:
-        headers = {
-            "Authorization": f"Bearer {self.token}",
-            "Accept": "application/json",
-            "User-Agent": f"tracemark-cli/{__version__}",
-        }
-        response = self._send(method, self.server + path, json=json_body, headers=headers)
+        headers = {"Accept": "application/json", "User-Agent": f"tracemark-cli/{__version__}"}
+        response = self._send(method, self.server + path, json=json_body, headers=headers, auth=_Bearer(self.token))
         try:
             body = response.json() if response.content else None
         except ValueError:
@@ -123,5 +132,5 @@ class ApiClient:
         parts = urlsplit(url)
         if parts.scheme != "https" and not (parts.scheme == "http" and (parts.hostname or "") in _LOOPBACK):
             return ApiResponse(status=0, body=None, text=f"refusing to upload to a non-https URL: {parts.scheme}://")
-        response = self._send("PUT", url, data=data, headers=dict(headers or {}))
+        response = self._send("PUT", url, data=data, headers=dict(headers or {}), auth=_Bearer(None))
         return ApiResponse(status=response.status_code, body=None, text=response.text[:2000])

@@ -503,3 +503,15 @@ def test_cursor_session_without_tokens_has_the_documented_warning(world: World) 
     data = _statement(json.loads(post.body), world.key)["predicate"]["evidence"]["data"]
     assert data["usage"]["available"] is False
     assert any("Cursor does not report token usage" in w for w in data["warnings"])
+
+
+def test_netrc_never_replaces_the_token(world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login someone password other-secret\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    assert world.push() == 0
+    assert {r.headers.get("Authorization") for r in world.server.state.requests if r.method == "POST"} == {
+        f"Bearer {world.server.state.token}"
+    }
+    assert all("Authorization" not in r.headers for r in world.server.state.requests if r.method == "PUT")
