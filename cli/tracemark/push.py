@@ -505,20 +505,29 @@ class Pusher:
             tmp.replace(path)
 
     # building
-    def prepare(self, session_id: str, shas: list[str], url: str) -> Prepared | None:
+    def fingerprint(self, state: Any, shas: Sequence[str]) -> str:
+        """What an attestation of this session would cover: its commits and the state of its
+        transcripts (cheap: no parsing), to skip work that was already accepted."""
+        assert self.config is not None
+        main, subs = _transcript_files(state)
+        return _fingerprint(state.session_id, shas, [p for p in [main, *subs] if p is not None], self.config)
+
+    def spooled_fingerprints(self) -> set[str]:
+        found: set[str] = set()
+        for path in self.spool.pending():
+            with contextlib.suppress(TamperedError):
+                found.add(self.spool.load(path).fingerprint)
+        return found - {""}
+
+    def prepare(self, state: Any, shas: list[str], url: str, fingerprint: str) -> Prepared:
         from tracemark.evidence_builder import compute_code_changes, evidence_from_transcript, git_context
         from tracemark.redact import Redaction
         from tracemark_common.evidence import TranscriptRef, build_statement, sign_statement
 
         assert self.config is not None
-        state = self.records.session(session_id)
-        if state is None:
-            self.say(f"session {session_id} has no local record (a teammate's?); skipped")
-            self.log("pre-push", session_id, "skipped", "no local session record")
-            return None
+        session_id = state.session_id
         main, subs = _transcript_files(state)
         sources = [p for p in [main, *subs] if p is not None]
-        fingerprint = _fingerprint(session_id, shas, sources, self.config)
         summary = _summarise(state, main, subs)
         facts = commit_facts(self.root, shas, self.records)
         redaction = Redaction()
@@ -832,18 +841,23 @@ def _pre_push(pusher: Pusher, remote: str, url: str, refs: list[Ref]) -> int:
 
 def _attest_one(pusher: Pusher, session_id: str, shas: list[str], url: str, gated: list[str]) -> str:
     """Attest and send one session; returns "" on success, else the failure reason."""
-    ledger = pusher.ledger(session_id)
     if pusher.credentials is None:
         return "not logged in: run `tracemark auth login --server URL --token T` (nothing was sent)"
-    prepared = pusher.prepare(session_id, shas, url)
-    if prepared is None:
+    state = pusher.records.session(session_id)
+    if state is None:
+        pusher.say(f"session {session_id} has no local record (a teammate's?); skipped")
+        pusher.log("pre-push", session_id, "skipped", "no local session record")
         return ""
-    if ledger.get("fingerprint") == prepared.fingerprint:
+    fingerprint = pusher.fingerprint(state, shas)
+    ledger = pusher.ledger(session_id)
+    if ledger.get("fingerprint") == fingerprint:
         # already accepted with exactly these commits and transcript: nothing new to send
-        _discard_staged(pusher, prepared.item)
         if ledger.get("gated"):
             gated.append(f"session {session_id}: {ledger.get('message', 'policy violation')}")
         return ""
+    if fingerprint in pusher.spooled_fingerprints():
+        return "its attestation is still waiting in the spool (the server could not be reached)"
+    prepared = pusher.prepare(state, shas, url, fingerprint)
     outcome = pusher.send(prepared.item)
     if outcome.kind in ("accepted", "gated"):
         _discard_staged(pusher, prepared.item)

@@ -515,3 +515,11 @@ def test_netrc_never_replaces_the_token(world: World, tmp_path: Path, monkeypatc
         f"Bearer {world.server.state.token}"
     }
     assert all("Authorization" not in r.headers for r in world.server.state.requests if r.method == "PUT")
+
+
+def test_pushing_again_while_the_server_is_down_does_not_pile_up_the_spool(world: World) -> None:
+    world.server.state.mode = "500"
+    assert world.push() == 0
+    assert world.push() == 0
+    assert len(world.spooled()) == 1
+    assert "still waiting in the spool" in world.output
