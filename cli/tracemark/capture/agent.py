@@ -4,7 +4,7 @@
 command writes to `log.txt`. Heavy work (transcripts, evidence) happens at push time.
 """
 # os.path on purpose: this module is on the hook hot path (pathlib costs import time)
-# ruff: noqa: PTH109, PTH112, PTH113, PTH117, PTH118, PTH123
+# ruff: noqa: PTH109, PTH112, PTH113, PTH117, PTH118, PTH120, PTH123
 
 from __future__ import annotations
 
@@ -112,24 +112,29 @@ def _str(payload: dict[str, Any], key: str) -> str:
 
 
 def locate_repo(payload: dict[str, Any] | None, cursor: bool) -> Repo | None:
-    """The repository the agent works in: Cursor's first workspace root, else Claude's project dir/cwd."""
+    """The repository the agent works in: the first traced one of Cursor's first workspace root,
+    the payload's `cwd` (it follows `cd` into worktrees), CLAUDE_PROJECT_DIR, the process cwd; else
+    the first repository found at all."""
     candidates: list[str] = []
     if payload is not None:
         roots = payload.get("workspace_roots")
         if cursor and isinstance(roots, list) and roots and isinstance(roots[0], str):
             candidates.append(roots[0])
+        if _str(payload, "cwd"):
+            candidates.append(_str(payload, "cwd"))
     project = os.environ.get("CLAUDE_PROJECT_DIR")
     if project:
         candidates.append(project)
-    if payload is not None and _str(payload, "cwd"):
-        candidates.append(_str(payload, "cwd"))
     candidates.append(os.getcwd())
+    first: Repo | None = None
     for candidate in candidates:
         if os.path.isabs(candidate) and os.path.isdir(candidate):
             repo = gitutil.discover(candidate)
             if repo is not None:
-                return repo
-    return None
+                if is_traced(repo):
+                    return repo
+                first = first or repo
+    return first
 
 
 def _cursor_hooks_installed(repo: Repo) -> bool:
@@ -204,12 +209,20 @@ class _Context:
         basis = json.dumps(self.payload.get("tool_input"), sort_keys=True, default=str)
         return safe_key(f"{self.session}-{self.get('tool_name')}-{sha256_hex(basis.encode())[:16]}")
 
-    def relpath(self, path: str) -> str | None:
+    def locate(self, path: str) -> tuple[Repo, str] | None:
+        """The traced work tree holding `path` (a nested or linked worktree is its own) and the
+        path relative to it; None for paths outside any traced repository or inside `.git`."""
         if not path:
             return None
         if not os.path.isabs(path):
             path = os.path.join(self.get("cwd") or self.repo.root, path)
-        return self.repo.relpath(path)
+        path = os.path.normpath(path)
+        repo = self.repo
+        rel = repo.relpath(path)
+        owner = gitutil.discover(os.path.dirname(path))
+        if owner is not None and owner.root != repo.root and is_traced(owner):
+            repo, rel = owner, owner.relpath(path)
+        return None if rel is None else (repo, rel)
 
 
 def _tool_path(tool_input: object) -> str:
@@ -263,11 +276,12 @@ def _prompt(ctx: _Context) -> tuple[str, str]:
 def _pre_tool(ctx: _Context, tool: str, tool_input: object) -> tuple[str, str]:
     key = ctx.tool_key()
     if tool in FILE_TOOLS:
-        rel = ctx.relpath(_tool_path(tool_input))
-        if rel is None:
+        found = ctx.locate(_tool_path(tool_input))
+        if found is None:
             return "ignored", "path outside the repository"
+        repo, rel = found
         try:
-            return filestate.begin_tool(ctx.sd, ctx.repo, rel, key, ctx.owner), rel
+            return filestate.begin_tool(StateDir(repo.state_dir), repo, rel, key, ctx.owner), rel
         except filestate.SkipFile as exc:
             return "skipped", f"{rel}: {exc}"
     if tool in SHELL_TOOLS:
@@ -284,13 +298,14 @@ def _post_tool(ctx: _Context, tool: str, tool_input: object, ok: bool) -> tuple[
     result, detail = "ignored", f"tool {tool[:60]}"
     command = ""
     if tool in FILE_TOOLS:
-        rel = ctx.relpath(_tool_path(tool_input))
-        if rel is None:
+        found = ctx.locate(_tool_path(tool_input))
+        if found is None:
             result, detail = "ignored", "path outside the repository"
         else:
+            repo, rel = found
             try:
                 outcome, count = filestate.end_tool(
-                    ctx.sd, ctx.repo, rel, key, ctx.owner, fallback_pre=_fallback_pre(ctx)
+                    StateDir(repo.state_dir), repo, rel, key, ctx.owner, fallback_pre=_fallback_pre(ctx)
                 )
                 result, detail = outcome, f"{rel} +{count}"
                 files.append(rel)
@@ -431,9 +446,11 @@ def _regions(text: str, edits: list[tuple[str, str]]) -> set[int]:
 
 
 def _cursor_file_edit(ctx: _Context) -> tuple[str, str]:
-    rel = ctx.relpath(ctx.get("file_path"))
-    if rel is None:
+    found = ctx.locate(ctx.get("file_path"))
+    if found is None:
         return "ignored", "path outside the repository"
+    repo, rel = found
+    sd = StateDir(repo.state_dir)
     raw_edits = ctx.payload.get("edits")
     edits: list[tuple[str, str]] = []
     if isinstance(raw_edits, list):
@@ -443,7 +460,7 @@ def _cursor_file_edit(ctx: _Context) -> tuple[str, str]:
                 edits.append((old if isinstance(old, str) else "", new if isinstance(new, str) else ""))
     key = safe_key(f"{ctx.session}-{ctx.get('generation_id')}-edit-{sha256_hex(repr(edits).encode())[:16]}")
     try:
-        post = filestate.read_file(os.path.join(ctx.repo.root, rel))
+        post = filestate.read_file(os.path.join(repo.root, rel))
     except filestate.SkipFile as exc:
         return "skipped", f"{rel}: {exc}"
     text = (post or b"").decode("utf-8", "surrogateescape")
@@ -452,11 +469,10 @@ def _cursor_file_edit(ctx: _Context) -> tuple[str, str]:
     if before is not None:
         pre = before.encode("utf-8", "surrogateescape")
     else:
-        state = filestate.FileState.load(ctx.sd, ctx.repo.root, rel)
-        known = state.known_lines(ctx.sd)
-        pre = b"".join(known) if known is not None else gitutil.cat_blobs(ctx.repo.root, [f":{rel}"]).get(f":{rel}")
+        known = filestate.FileState.load(sd, repo.root, rel).known_lines(sd)
+        pre = b"".join(known) if known is not None else gitutil.cat_blobs(repo.root, [f":{rel}"]).get(f":{rel}")
     result, count = filestate.attribute(
-        ctx.sd, ctx.repo, rel, pre, post, owner=ctx.owner, tool_key=key, allowed=_regions(text, edits)
+        sd, repo, rel, pre, post, owner=ctx.owner, tool_key=key, allowed=_regions(text, edits)
     )
     ctx.append("tool", tool="afterFileEdit", ok=True, files=[rel], result=result if result != "ok" else None)
     return result, f"{rel} +{count}"

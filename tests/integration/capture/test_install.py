@@ -359,3 +359,14 @@ def test_chained_hook_that_already_exists_is_an_error(bare_repo: Workspace, name
 def test_make_repo_helper_is_hermetic(tmp_path: Path) -> None:
     ws = make_repo(tmp_path, "other")
     assert ws.git("config", "user.email", check=False) == ""
+
+
+def test_nested_worktree_files_belong_to_that_worktree(ws: Workspace) -> None:
+    # Claude Code keeps CLAUDE_PROJECT_DIR at the main checkout while the agent works in a
+    # worktree nested inside it (`.worktrees/x`): the edit must land in the nested worktree.
+    nested = ws.root / ".worktrees" / "x"
+    ws.git("worktree", "add", "-q", "-b", "nested", str(nested))
+    ws.ai_write("n-1", ".worktrees/x/n.txt", "nested\n")
+    other = Workspace(nested.resolve(), ws.env)
+    sha = other.commit("nested", "n.txt")
+    assert ws.ranges(sha) == {"n.txt": {"n-1": [[1, 1]]}}
