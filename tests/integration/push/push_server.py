@@ -36,6 +36,7 @@ class ServerState:
     keys: dict[str, str] = field(default_factory=dict)
     token: str = "test-token-0123456789"
     org: str = "acme"
+    retry_after: str = ""
     delay: float = 0.0
     stop: threading.Event = field(default_factory=threading.Event)
 
@@ -57,6 +58,8 @@ def make_handler(state: ServerState) -> type[BaseHTTPRequestHandler]:
         def _send(self, status: int, body: Any) -> None:
             data = json.dumps(body).encode()
             self.send_response(status)
+            if status == 429 and state.retry_after:
+                self.send_header("Retry-After", state.retry_after)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
