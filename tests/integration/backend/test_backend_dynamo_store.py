@@ -237,3 +237,4 @@ def test_s3_blobs() -> None:
         blobs.delete("a/b.json")
         assert blobs.get("a/b.json") is None
         assert "a/c" in blobs.presign_put("a/c", 60, "application/json")
+        assert "a/b.json" in blobs.presign_get("a/b.json", 60)

@@ -422,6 +422,19 @@ def test_large_envelopes_go_through_uploads(api: Api) -> None:
     created = api.ok("POST", "/v1/attestations", t["member"], 201, json_body={"upload_id": upload["upload_id"]})
     assert created["sessions"][0]["id"] == "big"
     assert f"uploads/acme/{upload['upload_id']}" not in api.blobs.objects
+    # reading it back stays under the Lambda response limit: raw lines out, a link for the owner
+    ev["data"]["raw_session"] = {"main": [{"type": "user", "message": {"content": "r" * 1000}}] * 5000}
+    ev["data"]["warnings"] = []
+    huge = json.dumps(sign(statement(ev, org="acme"), t["key"])).encode()
+    upload = api.ok("POST", "/v1/uploads", t["member"], 201, json_body={})
+    api.blobs.put(f"uploads/acme/{upload['upload_id']}", huge)
+    api.ok("POST", "/v1/attestations", t["member"], 201, json_body={"upload_id": upload["upload_id"]})
+    mine = api.ok("GET", "/v1/sessions/big", t["member"])
+    assert "raw_session" not in mine["evidence"]["data"] and mine["evidence_truncated"]
+    assert mine["evidence_url"].startswith("memory://download/evidence/acme/")
+    other = api.ok("POST", "/v1/tokens", t["admin"], 201, json_body={"subject": "eve"})["token"]
+    theirs = api.ok("GET", "/v1/sessions/big", other)
+    assert "evidence_url" not in theirs and "raw_session" not in theirs["evidence"]["data"]
     # another org cannot use the upload id
     b = api.tenant("org-b")
     assert api.call("POST", "/v1/attestations", b["member"], json_body={"upload_id": upload["upload_id"]})[0] == 404

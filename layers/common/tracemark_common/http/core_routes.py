@@ -47,7 +47,7 @@ from tracemark_common.ingest import (
 )
 from tracemark_common.routes import ROUTES
 from tracemark_common.store import load_evidence
-from tracemark_common.store.base import AlreadyExists, SessionQuery
+from tracemark_common.store.base import AlreadyExists, BlobStore, SessionQuery
 from tracemark_common.store.records import (
     AuditRecord,
     KeyRecord,
@@ -74,6 +74,7 @@ MAX_PEM_BYTES = 8192
 UPLOAD_EXPIRES = 900
 RANGES = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30), "3m": timedelta(days=90)}
 MAX_LIMIT = 200
+MAX_INLINE_EVIDENCE = 4 * 1024 * 1024
 
 
 # request helpers ----------------------------------------------------------------------------------
@@ -668,6 +669,27 @@ def _redact_raw(evidence: dict[str, Any]) -> dict[str, Any]:
     return evidence
 
 
+def _evidence_view(
+    record: SessionRecord, blobs: BlobStore, may_read_raw: bool
+) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """The evidence to return inline, within the Lambda response limit (6 MB). A larger one loses
+    its raw transcript lines (`evidence_truncated`); its pusher and admins get a short-lived
+    `evidence_url` to the whole document."""
+    evidence = load_evidence(record, blobs)
+    if not may_read_raw:
+        evidence = _redact_raw(evidence)
+    if len(json.dumps(evidence, separators=(",", ":"))) <= MAX_INLINE_EVIDENCE:
+        return evidence, {}
+    extra: dict[str, Any] = {"evidence_truncated": "data.raw_session omitted: the evidence is too large to inline"}
+    if may_read_raw and record.evidence_key:
+        extra["evidence_url"] = blobs.presign_get(record.evidence_key, UPLOAD_EXPIRES)
+    evidence = _redact_raw(evidence)
+    if len(json.dumps(evidence, separators=(",", ":"))) > MAX_INLINE_EVIDENCE:
+        extra["evidence_truncated"] = "evidence omitted: too large to inline"
+        return None, extra
+    return evidence, extra
+
+
 @router.get("/v1/sessions")
 def list_sessions() -> Response[str]:
     p = _principal()
@@ -719,9 +741,8 @@ def get_session(session_id: str) -> Response[str]:
     record = svc.store.get_session(org, session_id) if SESSION_ID.match(session_id) else None
     if record is None:
         raise NotFound(f"session {session_id[:128]!r} does not exist", code="session_not_found")
-    evidence = load_evidence(record, svc.blobs)
-    if not (p.sub == record.user or p.role == "org_admin"):
-        evidence = _redact_raw(evidence)  # raw transcripts: their pusher and admins only
+    may_read_raw = p.sub == record.user or p.role == "org_admin"  # raw transcripts: pusher and admins
+    evidence, extra = _evidence_view(record, svc.blobs, may_read_raw)
     body = {
         **_session_summary(record),
         "url": session_url(_base_url(), record.id),
@@ -743,8 +764,9 @@ def get_session(session_id: str) -> Response[str]:
         "score": record.score,
         "prs": record.prs,
         "evidence": evidence,
+        **extra,
     }
-    return json_response(200, json.loads(json.dumps(body, default=str)))
+    return json_response(200, body)
 
 
 @router.delete("/v1/sessions/<session_id>")

@@ -281,3 +281,6 @@ class MemoryBlobs:
 
     def presign_put(self, key: str, expires_in: int, content_type: str) -> str:
         return f"memory://upload/{key}?expires_in={expires_in}"
+
+    def presign_get(self, key: str, expires_in: int) -> str:
+        return f"memory://download/{key}?expires_in={expires_in}"

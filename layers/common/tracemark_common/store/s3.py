@@ -61,3 +61,9 @@ class S3Blobs:
             ExpiresIn=expires_in,
         )
         return url
+
+    def presign_get(self, key: str, expires_in: int) -> str:
+        url: str = self.client.generate_presigned_url(
+            "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=expires_in
+        )
+        return url
