@@ -14,6 +14,7 @@ from attest_builders import commit_entry, evidence, public_pem, sha, sign, state
 from cryptography.hazmat.primitives import serialization
 
 from tracemark_common import dsse
+from tracemark_common.github.client import DEFAULT_TOKEN_CACHE
 from tracemark_common.prs.render import CHECK_NAME, MARKER
 from tracemark_common.prs.signature import signature_for
 from tracemark_local.fake_github import FakeGitHub
@@ -66,6 +67,8 @@ def gh(stack: Any) -> Iterator[FakeGitHub]:
     )
     with FakeGitHub(app_id=stack.settings.github_app_id, public_key_pem=public, max_lifetime_seconds=300) as fake:
         stack.set_env("GITHUB_API_URL", fake.url)
+        # A new fake may reuse an old port: forget tokens issued by the previous one.
+        DEFAULT_TOKEN_CACHE.clear()
         yield fake
 
 
@@ -198,7 +201,7 @@ def test_pull_request_life_cycle(stack: Any, gh: FakeGitHub, linked: dict[str, A
 
 def test_failed_run_is_rerun_on_redelivery(stack: Any, gh: FakeGitHub, linked: dict[str, Any]) -> None:
     gh.add_pull(linked["full_name"], 3, ["x\n\nTracemark-Sessions: ghost"])
-    gh.fail("POST", r"/access_tokens$", 401, times=1)
+    gh.fail("GET", r"/pulls/3$", 403, times=1, body={"message": "Resource not accessible by integration"})
     first = run_delivery(stack, pr_event(linked, "opened", 3), delivery="fixed-delivery-1")
     assert first["status"] == "FAILED"
     second = run_delivery(stack, pr_event(linked, "opened", 3), delivery="fixed-delivery-1")

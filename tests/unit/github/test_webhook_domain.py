@@ -252,3 +252,20 @@ def test_hostile_delivery_ids(store: MemoryGitHubStore, starter: Starter, delive
 def test_hostile_event_names(store: MemoryGitHubStore, starter: Starter, event: str) -> None:
     with pytest.raises(BadRequest):
         handle_delivery(event, "d-1", {}, store=store, starter=starter)
+
+
+def test_pull_request_from_an_unseen_installation_is_recorded_for_linking(
+    store: MemoryGitHubStore, starter: Starter
+) -> None:
+    # Given the backend never saw the installation webhook
+    body = payload("pull_request.opened")
+    # When a pull_request delivery arrives
+    result = handle_delivery("pull_request", "d-1", body, store=store, starter=starter)
+    # Then nothing runs, but the installation and repository are known (unbound, unlinked)
+    assert result.outcome == "ignored"
+    assert starter.executions == {}
+    installation = store.get_installation(1)
+    repository = store.get_repository(body["repository"]["id"])
+    assert installation is not None and installation.org is None
+    assert repository is not None and repository.full_name == body["repository"]["full_name"]
+    assert repository.project is None

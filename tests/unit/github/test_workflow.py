@@ -271,9 +271,15 @@ def test_lease_makes_a_concurrent_publisher_wait(deps: WorkflowDeps, gh: FakeGit
     state["correlation"] = correlate_pull_request(state, deps)
     now = deps.clock()
     store.update_pull(REPO_ID, 1, lambda s: (setattr(s, "lock_owner", "gh-a"), setattr(s, "lock_expires", now + 60)))
+    # a fake clock that moves with each pause: the step waits a few seconds, then gives up
+    moment = [now]
+    waits: list[float] = []
+    deps.clock = lambda: moment[0]
+    deps.sleep = lambda s: (waits.append(s), moment.__setitem__(0, moment[0] + s))  # type: ignore[func-returns-value]
     with pytest.raises(PublishBusy):
         publish_comment(state, deps)
     assert gh.comments_on(REPO, 1) == []
+    assert waits and sum(waits) <= 8.0
     # an expired lease is taken over
     deps.clock = lambda: now + 61
     assert publish_comment(state, deps)["published"] is True
@@ -357,3 +363,17 @@ def test_404_on_the_check_run_is_not_a_crash(deps: WorkflowDeps, gh: FakeGitHub)
     state["comment"] = publish_comment(state, deps)
     gh.fail("POST", r"/check-runs$", 404)
     assert publish_check(state, deps)["stale"] is True
+
+
+def test_publisher_waits_for_a_short_lease(deps: WorkflowDeps, gh: FakeGitHub, store: MemoryGitHubStore) -> None:
+    # Given another execution holds the lease and releases it while we wait
+    gh.add_pull(REPO, 1, ["a\n\nTracemark-Sessions: s1"])
+    state = start(execution="gh-b")
+    state["pr"] = load_pull_request(state, deps)
+    state["correlation"] = correlate_pull_request(state, deps)
+    now = deps.clock()
+    store.update_pull(REPO_ID, 1, lambda s: (setattr(s, "lock_owner", "gh-a"), setattr(s, "lock_expires", now + 60)))
+    deps.sleep = lambda _s: store.update_pull(REPO_ID, 1, lambda s: setattr(s, "lock_owner", None))  # type: ignore[func-returns-value,assignment]
+    # When we publish, Then we get the lease after one pause and publish
+    assert publish_comment(state, deps)["published"] is True
+    assert len(gh.comments_on(REPO, 1)) == 1

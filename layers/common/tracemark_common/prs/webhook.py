@@ -212,7 +212,12 @@ def _pull_request(
     elif action not in PR_ACTIONS:
         return WebhookResult("ignored", f"pull_request action {action[:30]!r} does not start correlation")
     repository = store.get_repository(repository_id)
-    if repository is None or repository.status != ACTIVE or repository.installation_id != installation_id:
+    if repository is None:
+        # The App was installed before this backend saw the installation webhook: enrol what the
+        # (signed) delivery names, so the server admin can bind it; nothing runs until then.
+        _enrol_from_pull_request(body, installation_id, repository_id, store)
+        return WebhookResult("ignored", "repository was not enrolled; recorded it for an admin to link")
+    if repository.status != ACTIVE or repository.installation_id != installation_id:
         return WebhookResult("ignored", "repository is not enrolled")
     installation = store.get_installation(installation_id)
     if installation is None or not installation.usable:
@@ -229,6 +234,20 @@ def _pull_request(
     if label is not None:
         payload["label"] = label
     return start_execution(starter, f"gh-{delivery_id}", payload)
+
+
+def _enrol_from_pull_request(
+    body: dict[str, Any], installation_id: int, repository_id: int, store: GitHubStore
+) -> None:
+    full_name = body["repository"].get("full_name")
+    if not isinstance(full_name, str) or not _FULL_NAME.fullmatch(full_name):
+        return
+    at = _now()
+    if store.get_installation(installation_id) is None:
+        owner = full_name.split("/")[0]
+        store.put_installation(InstallationRecord(installation_id, owner, "", at, at))
+    private = bool(body["repository"].get("private", False))
+    store.put_repository(RepositoryRecord(repository_id, full_name, installation_id, at, ACTIVE, None, private))
 
 
 def start_execution(starter: WorkflowStarter, base_name: str, payload: dict[str, Any]) -> WebhookResult:

@@ -39,6 +39,7 @@ from tracemark_common.prs.store import GitHubStore
 from tracemark_common.prs.webhook import SKIP_LABEL
 
 LEASE_SECONDS = 120.0
+LEASE_WAIT_SECONDS = 8.0
 NO_SESSIONS_ANY_MORE = (
     f"{MARKER}\n### Tracemark: AI coding sessions in this pull request\n\n"
     "No commit of this pull request names an AI session any more."
@@ -89,6 +90,7 @@ class WorkflowDeps:
     # (org, session id, score) -> the session's AI Session Score
     on_session_score: Callable[[str, str, dict[str, Any]], object] | None = None
     clock: Callable[[], float] = time.time
+    sleep: Callable[[float], None] = time.sleep
 
 
 def _iso(epoch: float) -> str:
@@ -246,15 +248,26 @@ def _record_links(
 
 
 def _acquire(deps: WorkflowDeps, pr: dict[str, Any], owner: str) -> PullRequestState:
-    now = deps.clock()
+    """Take the PR's lease, waiting up to `LEASE_WAIT_SECONDS` in-process (publishing takes a few
+    GitHub calls); after that `PublishBusy` lets Step Functions retry the step later."""
+    deadline = deps.clock() + LEASE_WAIT_SECONDS
+    pause = 0.05
+    while True:
+        now = deps.clock()
 
-    def change(state: PullRequestState) -> None:
-        if state.lock_owner and state.lock_owner != owner and state.lock_expires > now:
-            raise PublishBusy(f"execution {state.lock_owner} is publishing to this pull request")
-        state.lock_owner = owner
-        state.lock_expires = now + LEASE_SECONDS
+        def change(state: PullRequestState, now: float = now) -> None:
+            if state.lock_owner and state.lock_owner != owner and state.lock_expires > now:
+                raise PublishBusy(f"execution {state.lock_owner} is publishing to this pull request")
+            state.lock_owner = owner
+            state.lock_expires = now + LEASE_SECONDS
 
-    return deps.store.update_pull(pr["repository_id"], pr["number"], change)
+        try:
+            return deps.store.update_pull(pr["repository_id"], pr["number"], change)
+        except PublishBusy:
+            if deps.clock() + pause > deadline:
+                raise
+            deps.sleep(pause)
+            pause = min(0.5, pause * 2)
 
 
 def _release(deps: WorkflowDeps, pr: dict[str, Any], owner: str, update: Callable[[PullRequestState], None]) -> None:
