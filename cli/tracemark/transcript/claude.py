@@ -40,7 +40,7 @@ class TranscriptError(Exception):
     """The transcript cannot be read at all (missing, a directory, unreadable)."""
 
 
-@dataclass
+@dataclass(slots=True)
 class _Response:
     thread: str
     model: str

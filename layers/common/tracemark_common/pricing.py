@@ -38,7 +38,7 @@ class ModelPrice:
     long_context_premium: bool = False
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TokenCounts:
     """Token counts of one request (or a sum of requests of one model)."""
 
