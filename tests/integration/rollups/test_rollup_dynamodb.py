@@ -5,7 +5,9 @@ from __future__ import annotations
 import importlib.util
 import sys
 import threading
+import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,16 +26,22 @@ ref = importlib.util.module_from_spec(_spec)
 sys.modules[_spec.name] = ref
 _spec.loader.exec_module(ref)
 
-TABLE = "rollup-test-table"
+
+@dataclass
+class Db:
+    client: Any
+    table: str
 
 
 @pytest.fixture
-def dynamodb() -> Iterator[Any]:
+def db() -> Iterator[Db]:
+    # A table of its own: moto may already be running for the whole session (the `stack` fixture).
+    table = f"rollups-{uuid.uuid4().hex[:12]}"
     with moto.mock_aws():
         client = boto3.client("dynamodb", region_name="us-east-1")
         # The application table's key schema from template.yaml (pk/sk; GSIs are not used here)
         client.create_table(
-            TableName=TABLE,
+            TableName=table,
             KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
             AttributeDefinitions=[
                 {"AttributeName": "pk", "AttributeType": "S"},
@@ -41,7 +49,7 @@ def dynamodb() -> Iterator[Any]:
             ],
             BillingMode="PAY_PER_REQUEST",
         )
-        yield client
+        yield Db(client, table)
 
 
 class CountingClient:
@@ -80,8 +88,8 @@ class AtomicCallsClient:
         return call
 
 
-def test_moto_store_matches_brute_force(dynamodb: Any) -> None:
-    store = DynamoRollupStore(TABLE, dynamodb)
+def test_moto_store_matches_brute_force(db: Db) -> None:
+    store = DynamoRollupStore(db.table, db.client)
     world = ref.run_workload(RollupWriter(store), seed=11, sessions=40)
     for range_ in RANGES:
         for project in (None, "web"):
@@ -89,20 +97,20 @@ def test_moto_store_matches_brute_force(dynamodb: Any) -> None:
             ref.assert_matches(result, world, "acme", project, range_=range_, now=ref.NOW)
 
 
-def test_query_request_count_is_independent_of_sessions(dynamodb: Any) -> None:
+def test_query_request_count_is_independent_of_sessions(db: Db) -> None:
     counts = []
     for org, sessions in (("small", 5), ("large", 60)):
-        ref.run_workload(RollupWriter(DynamoRollupStore(TABLE, dynamodb)), seed=3, org=org, sessions=sessions)
-        client = CountingClient(dynamodb)
-        query_dashboard(DynamoRollupStore(TABLE, client), org, "3m", None, ref.NOW)
+        ref.run_workload(RollupWriter(DynamoRollupStore(db.table, db.client)), seed=3, org=org, sessions=sessions)
+        client = CountingClient(db.client)
+        query_dashboard(DynamoRollupStore(db.table, client), org, "3m", None, ref.NOW)
         counts.append(client.calls)
     assert counts[0] == counts[1] == {"batch_get_item": 2}
 
 
-def test_concurrent_writers_on_moto_give_exact_numbers(dynamodb: Any) -> None:
+def test_concurrent_writers_on_moto_give_exact_numbers(db: Db) -> None:
     # Given 20 threads recording sessions that share a bucket and a commit
-    client = AtomicCallsClient(dynamodb)
-    store = DynamoRollupStore(TABLE, client)
+    client = AtomicCallsClient(db.client)
+    store = DynamoRollupStore(db.table, client)
     writer = RollupWriter(store, sleep=lambda _s: None, max_attempts=200)
     sha = "f" * 40
     barrier = threading.Barrier(20)
@@ -138,33 +146,29 @@ def test_concurrent_writers_on_moto_give_exact_numbers(dynamodb: Any) -> None:
     assert (cards["ai_authored_code"]["ai_lines"], cards["ai_authored_code"]["all_lines"]) == (100, 50)
 
 
-def test_pr_marker_is_conditional_on_moto(dynamodb: Any) -> None:
-    writer = RollupWriter(DynamoRollupStore(TABLE, dynamodb))
+def test_pr_marker_is_conditional_on_moto(db: Db) -> None:
+    writer = RollupWriter(DynamoRollupStore(db.table, db.client))
     assert writer.record_pr_correlated("acme", None, 9, 1, ref.NOW) is True
     assert writer.record_pr_correlated("acme", "web", 9, 1, ref.NOW) is False
-    assert (
-        query_dashboard(DynamoRollupStore(TABLE, dynamodb), "acme", "24h", None, ref.NOW)["cards"]["ai_assisted_prs"][
-            "value"
-        ]
-        == 1
-    )
+    result = query_dashboard(DynamoRollupStore(db.table, db.client), "acme", "24h", None, ref.NOW)
+    assert result["cards"]["ai_assisted_prs"]["value"] == 1
 
 
-def test_storage_failure_is_unavailable(dynamodb: Any) -> None:
+def test_storage_failure_is_unavailable(db: Db) -> None:
     from tracemark_common.errors import Unavailable
 
-    store = DynamoRollupStore("no-such-table", dynamodb)
+    store = DynamoRollupStore("no-such-table", db.client)
     with pytest.raises(Unavailable):
         query_dashboard(store, "acme", "7d", None, ref.NOW)
 
 
-def test_wide_session_is_split_under_the_expression_limit(dynamodb: Any) -> None:
+def test_wide_session_is_split_under_the_expression_limit(db: Db) -> None:
     # Given one session with 150 models and 40 commits spread over many days (hundreds of attributes)
     from datetime import timedelta
 
     from tracemark_common.rollups import ModelUsage
 
-    store = DynamoRollupStore(TABLE, dynamodb)
+    store = DynamoRollupStore(db.table, db.client)
     writer = RollupWriter(store)
     models = {f"model-{i:03d}-" + "x" * 40: ModelUsage(total_tokens=i + 1) for i in range(150)}
     facts = SessionFacts(
