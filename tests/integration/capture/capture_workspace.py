@@ -6,6 +6,7 @@ CLAUDE_PROJECT_DIR set, exactly as Claude Code runs them) and real `git` with ou
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -38,7 +39,7 @@ class Workspace:
     def __init__(self, root: Path, env: dict[str, str]) -> None:
         self.root = root
         self.env = env
-        self._counter = 0
+        self._counter = itertools.count(1)
 
     # -- processes ----------------------------------------------------------------------------
     def git(self, *args: str, check: bool = True, env: dict[str, str] | None = None, stdin: str | None = None) -> str:
@@ -87,8 +88,7 @@ class Workspace:
         self.hook("claude", event, payload)
 
     def tool_id(self) -> str:
-        self._counter += 1
-        return f"toolu_{self._counter:04d}"
+        return f"toolu_{next(self._counter):04d}"
 
     def ai_write(self, session: str, path: str, content: str, tool: str = "Write", agent_id: str | None = None) -> None:
         """An agent file tool: PreToolUse, the write, PostToolUse."""

@@ -299,3 +299,21 @@ def test_cursor_edit_with_ambiguous_new_text_falls_back_to_known_content(bare_re
     ws.hook("cursor", "afterFileEdit", payload)
     sha = ws.commit("cursor")
     assert ws.ranges(sha) == {"x.js": {"cur-2": [[2, 3]]}}
+
+
+def test_parallel_hook_processes_do_not_lose_or_mix_edits(ws: Workspace) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    def session_work(index: int) -> None:
+        session = f"par-{index % 2}"
+        ws.ai_write(session, f"p{index}.txt", f"line {index}\n" * (index + 1))
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        list(pool.map(session_work, range(12)))
+    sha = ws.commit("parallel")
+    expected = {f"p{i}.txt": {f"par-{i % 2}": [[1, i + 1]]} for i in range(12)}
+    assert ws.ranges(sha) == expected
+    assert "Tracemark-Sessions: par-0, par-1" in ws.trailers()
+    for session in ("par-0", "par-1"):
+        state = load_session(ws.root, session)
+        assert state is not None and len(state.tool_events) == 6
