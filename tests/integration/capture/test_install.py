@@ -370,3 +370,23 @@ def test_nested_worktree_files_belong_to_that_worktree(ws: Workspace) -> None:
     other = Workspace(nested.resolve(), ws.env)
     sha = other.commit("nested", "n.txt")
     assert ws.ranges(sha) == {"n.txt": {"n-1": [[1, 1]]}}
+
+
+def test_pre_push_hands_traced_commits_to_push(ws: Workspace, tmp_path: Path) -> None:
+    remote = tmp_path / "remote.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(remote)], check=True, env=ws.env)
+    ws.git("remote", "add", "origin", str(remote))
+    ws.human_write("h.txt", "human\n")
+    ws.commit("human")
+    ws.git("push", "-q", "origin", "main")
+    assert (
+        "no pushed commit carries a Tracemark-Sessions trailer" in ws.log_lines()[-1]
+        or "no recorded" in (ws.log_lines()[-1])
+    )
+    ws.ai_write("s1", "a.txt", "ai\n")
+    ws.commit("ai")
+    proc = subprocess.run(
+        ["git", "push", "-q", "origin", "main"], cwd=ws.root, env=ws.env, capture_output=True, check=False
+    )
+    assert proc.returncode == 0, proc.stderr  # not logged in, requireTrace false: warn, never block
+    assert "1 traced commit(s)" in ws.log_lines()[-1]
