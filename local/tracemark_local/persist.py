@@ -10,6 +10,7 @@ Layout: `dynamodb/<table>.jsonl` (one item per line, DynamoDB JSON); `s3/<bucket
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -23,6 +24,39 @@ from typing import Any
 from tracemark_local.template import REGION
 
 FLUSH_INTERVAL_S = 2.0
+
+
+def encode_item(value: Any) -> Any:
+    """boto3's DynamoDB JSON with binary (`B`, `BS`) as base64 text, as on DynamoDB's wire."""
+    if isinstance(value, dict):
+        return {
+            key: _encode_binary(key, item) if key in ("B", "BS") else encode_item(item) for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [encode_item(item) for item in value]
+    return value
+
+
+def _encode_binary(kind: str, value: Any) -> Any:
+    if kind == "B":
+        return base64.b64encode(bytes(value)).decode()
+    return [base64.b64encode(bytes(item)).decode() for item in value]
+
+
+def decode_item(value: Any) -> Any:
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            if key == "B":
+                out[key] = base64.b64decode(item)
+            elif key == "BS":
+                out[key] = [base64.b64decode(part) for part in item]
+            else:
+                out[key] = decode_item(item)
+        return out
+    if isinstance(value, list):
+        return [decode_item(item) for item in value]
+    return value
 
 
 def atomic_write(path: Path, data: bytes) -> None:
@@ -55,7 +89,7 @@ class WriteCounter:
 
 
 class DataDir:
-    def __init__(self, root: Path, endpoint_url: str) -> None:
+    def __init__(self, root: Path, endpoint_url: str | None) -> None:
         self.root = root
         self.endpoint_url = endpoint_url
 
@@ -74,7 +108,7 @@ class DataDir:
     def _save_table(self, table: str) -> None:
         lines: list[str] = []
         for page in self._client("dynamodb").get_paginator("scan").paginate(TableName=table):
-            lines.extend(json.dumps(item, sort_keys=True) for item in page.get("Items", []))
+            lines.extend(json.dumps(encode_item(item), sort_keys=True) for item in page.get("Items", []))
         atomic_write(self.root / "dynamodb" / f"{table}.jsonl", ("\n".join(lines) + "\n" if lines else "").encode())
 
     def _save_bucket(self, bucket: str) -> None:
@@ -107,7 +141,7 @@ class DataDir:
             batch: list[dict[str, Any]] = []
             for line in path.read_text().splitlines():
                 if line.strip():
-                    batch.append({"PutRequest": {"Item": json.loads(line)}})
+                    batch.append({"PutRequest": {"Item": decode_item(json.loads(line))}})
                 if len(batch) == 25:
                     self._write_batch(dynamodb, table, batch)
                     counts["items"] += len(batch)

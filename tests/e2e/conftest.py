@@ -63,9 +63,9 @@ class ServedStack:
                     f"tracemark serve exited early:\n{self.process.stdout.read() if self.process.stdout else ''}"
                 )
             try:
-                if requests.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                if requests.get(f"{self.url}/healthz", timeout=10).status_code == 200:
                     return
-            except requests.ConnectionError:
+            except requests.RequestException:
                 pass
             time.sleep(0.05)
         raise RuntimeError("tracemark serve did not answer /healthz within 60 s")
@@ -87,6 +87,12 @@ class ServedStack:
     def restart(self) -> None:
         self.stop()
         self.start()
+
+    def restart_and_report(self) -> int:
+        """Stop with Ctrl-C, start again on the same data dir; the exit code of the stop."""
+        code = self.stop()
+        self.start()
+        return code
 
     def admin(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.admin_token}"}
