@@ -194,9 +194,15 @@ def test_pull_request_life_cycle(stack: Any, gh: FakeGitHub, linked: dict[str, A
     cards = ok(stack, "GET", "/v1/dashboard/ai", linked["admin"], query="range=7d")
     assert cards["ai_assisted_prs"]["value"] == 1
 
-    # When the PR is closed: nothing is started
+    # When the PR is closed: nothing is started, and a late attestation starts nothing either
+    gh.pull(full_name, 7).state = "closed"
+    gh.calls.clear()
     status, closed = deliver(stack, "pull_request", pr_event(linked, "closed", 7))
     assert (status, closed["outcome"]) == (202, "ignored")
+    from tracemark_common.prs import runtime
+
+    assert runtime.correlate_again(linked["org"], "ghost", "e" * 64) == []
+    assert gh.calls == []
 
 
 def test_failed_run_is_rerun_on_redelivery(stack: Any, gh: FakeGitHub, linked: dict[str, Any]) -> None:

@@ -269,3 +269,16 @@ def test_pull_request_from_an_unseen_installation_is_recorded_for_linking(
     assert installation is not None and installation.org is None
     assert repository is not None and repository.full_name == body["repository"]["full_name"]
     assert repository.project is None
+
+
+def test_closed_marks_a_known_pull_request_closed(store: MemoryGitHubStore, starter: Starter) -> None:
+    body = payload("pull_request.closed")
+    enrol_and_link(store, starter, body["repository"]["id"])
+    store.update_pull(body["repository"]["id"], body["number"], lambda s: None)
+    handle_delivery("pull_request", "d-1", body, store=store, starter=starter)
+    state = store.get_pull(body["repository"]["id"], body["number"])
+    assert state is not None and state.status == "closed"
+    # an unknown PR is not created by a close
+    body["number"] = 999
+    handle_delivery("pull_request", "d-2", body, store=store, starter=starter)
+    assert store.get_pull(body["repository"]["id"], 999) is None

@@ -24,6 +24,7 @@ from tracemark_common.prs.records import (
     SUSPENDED,
     DeliveryRecord,
     InstallationRecord,
+    PullRequestState,
     RepositoryRecord,
 )
 from tracemark_common.prs.store import GitHubStore
@@ -209,6 +210,9 @@ def _pull_request(
         label = _str(_obj(body.get("label"), "label").get("name"), "label.name")
         if label != SKIP_LABEL:
             return WebhookResult("ignored", f"label {label[:50]!r} does not affect correlation")
+    elif action == "closed":
+        _mark_closed(store, repository_id, number)
+        return WebhookResult("ignored", "closed pull requests are not updated")
     elif action not in PR_ACTIONS:
         return WebhookResult("ignored", f"pull_request action {action[:30]!r} does not start correlation")
     repository = store.get_repository(repository_id)
@@ -234,6 +238,18 @@ def _pull_request(
     if label is not None:
         payload["label"] = label
     return start_execution(starter, f"gh-{delivery_id}", payload)
+
+
+def _mark_closed(store: GitHubStore, repository_id: int, number: int) -> None:
+    """A late attestation must not start a run for a closed PR (`runtime.correlate_again`)."""
+    if store.get_pull(repository_id, number) is None:
+        return
+
+    def change(state: PullRequestState) -> None:
+        state.status = "closed"
+        state.updated_at = _now()
+
+    store.update_pull(repository_id, number, change)
 
 
 def _enrol_from_pull_request(

@@ -132,7 +132,7 @@ def load_pull_request(state: dict[str, Any], deps: WorkflowDeps) -> dict[str, An
     base_repo = ((pull.get("base") or {}).get("repo") or {}).get("id")
     if base_repo is not None and base_repo != repository_id:
         return _skip("the pull request belongs to another repository")
-    if pull.get("state") != "open" or pull.get("merged"):
+    if pull.get("state", "open") != "open" or pull.get("merged"):
         _note(deps, repository_id, number, status="closed")
         return _skip("pull request is closed")
     head_sha = check_sha(str((pull.get("head") or {}).get("sha", "")))
@@ -306,7 +306,7 @@ def publish_comment(state: dict[str, Any], deps: WorkflowDeps) -> dict[str, Any]
             _release(deps, pr, owner, lambda s: setattr(s, "status", "deleted"))
             return {"published": False, "stale": True, "reason": "pull request not found"}
         head = str((current.get("head") or {}).get("sha", ""))
-        if head != pr["head_sha"] or current.get("state") != "open" or current.get("merged"):
+        if head != pr["head_sha"] or current.get("state", "open") != "open" or current.get("merged"):
             _release(deps, pr, owner, lambda s: None)
             return {"published": False, "stale": True, "reason": "the head moved or the PR was closed"}
         body = correlation.get("comment")
