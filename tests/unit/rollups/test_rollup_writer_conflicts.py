@@ -1,0 +1,68 @@
+"""The writer's optimistic updates: retried on a lost race, a clear 503 when contention persists."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import pytest
+from rollup_reference import NOW
+
+from tracemark_common.errors import Unavailable
+from tracemark_common.rollups import CommitLines, InMemoryRollupStore, RollupWriter, SessionFacts, query_dashboard
+from tracemark_common.rollups.buckets import Key
+from tracemark_common.rollups.deltas import CommitState, apply_detail
+
+
+class RacingStore(InMemoryRollupStore):
+    """Another writer gets in first `losses` times for every versioned write."""
+
+    def __init__(self, losses: int) -> None:
+        super().__init__()
+        self.losses = losses
+        self.lost: dict[Key, int] = {}
+
+    def _lose(self, key: Key) -> bool:
+        self.lost[key] = self.lost.get(key, 0) + 1
+        return self.lost[key] <= self.losses
+
+    def put_detail(self, key: Key, counters: Mapping[str, int], detail: Mapping[str, int | str], version: int) -> bool:
+        return False if self._lose(key) else super().put_detail(key, counters, detail, version)
+
+    def put_commit(self, key: Key, state: CommitState) -> bool:
+        return False if self._lose(key) else super().put_commit(key, state)
+
+
+def _facts() -> SessionFacts:
+    return SessionFacts(
+        org="acme",
+        project="web",
+        session_id="s",
+        user="ana",
+        user_kind="user",
+        at=NOW,
+        total_tokens=5,
+        commits={"a" * 40: CommitLines(10, 0, 4, 0)},
+    )
+
+
+def test_lost_races_are_retried_and_nothing_is_counted_twice() -> None:
+    store = RacingStore(losses=3)
+    sleeps: list[float] = []
+    RollupWriter(store, sleep=sleeps.append).record_session(None, _facts())
+    cards = query_dashboard(store, "acme", "24h", now=NOW)["cards"]
+    assert (cards["total_sessions"]["value"], cards["total_tokens"]["value"]) == (1, 5)
+    assert (cards["ai_authored_code"]["ai_lines"], cards["ai_authored_code"]["all_lines"]) == (4, 10)
+    assert len(sleeps) == 3 * len(store.lost) and all(0 <= s <= 0.5 for s in sleeps)
+
+
+def test_persistent_contention_is_a_clear_503() -> None:
+    store = RacingStore(losses=10**6)
+    with pytest.raises(Unavailable) as info:
+        RollupWriter(store, sleep=lambda _s: None, max_attempts=4).record_session(None, _facts())
+    assert info.value.code == "rollup_contention"
+
+
+def test_detail_drops_users_and_models_that_no_longer_count() -> None:
+    detail = apply_detail({}, {"us#u1": 1, "ut#u1": 7, "ms#m1": 1}, {"un#u1": "ana", "uk#u1": "user", "mn#m1": "gpt"})
+    assert detail == {"us#u1": 1, "ut#u1": 7, "ms#m1": 1, "un#u1": "ana", "uk#u1": "user", "mn#m1": "gpt"}
+    assert apply_detail(detail, {"us#u1": -1, "ut#u1": -7, "ms#m1": -1}, {}) == {}
