@@ -17,6 +17,7 @@ import socket
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -145,6 +146,8 @@ def _probe_port(host: str, port: int) -> None:
 
 def _base_env() -> None:
     """Fake credentials and local-only Powertools settings, unless the user set their own."""
+    # Metrics are disabled locally; Powertools still warns on every request that had none.
+    warnings.filterwarnings("ignore", message="No application metrics to publish")
     defaults = {
         "AWS_ACCESS_KEY_ID": "tracemark-local",
         "AWS_SECRET_ACCESS_KEY": "tracemark-local",
