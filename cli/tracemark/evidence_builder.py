@@ -317,7 +317,16 @@ def evidence_from_transcript(
         "summary": tool_summary,
         "total_invocations": sum(summary.tool_counts.values()),
         "tracemark_failures": dict(sorted(summary.tool_failures.items())),
-        "tracemark_shell_commands": [clean(c) for c in summary.shell_commands[:MAX_SHELL_COMMANDS]],
+        "tracemark_failed_invocations": sum(summary.tool_failures.values()),
+        "tracemark_shell_commands": [
+            {
+                "command": clean(c.command),
+                "tool": c.tool,
+                "exit_code": c.exit_code,
+                "after_last_edit": c.after_last_edit,
+            }
+            for c in summary.shell_commands[:MAX_SHELL_COMMANDS]
+        ],
     }
     conversation = {
         "total_messages": summary.total_messages,
@@ -366,6 +375,7 @@ def evidence_from_transcript(
         tracemark={
             "cli_version": __version__,
             "redaction": redaction.as_dict(),
+            "redactions": dict(sorted(redaction.counts.items())),  # the same counts, flat {rule: count}
             "transcript": {
                 "records": summary.records,
                 "bytes": summary.bytes_read,

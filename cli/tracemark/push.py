@@ -296,6 +296,7 @@ def _transcript_files(state: Any) -> tuple[Path | None, list[Path]]:
 def _summarise(state: Any, main: Path | None, subs: list[Path]) -> Any:
     from tracemark.transcript import (
         ReportedTurn,
+        ShellCommand,
         TranscriptError,
         TranscriptSummary,
         parse_claude_session,
@@ -329,7 +330,9 @@ def _summarise(state: Any, main: Path | None, subs: list[Path]) -> Any:
         model = getattr(state, "model", None)
         summary.models_used = list(getattr(state, "models", []) or ([model] if model else []))
         summary.primary_model = model or ""
-        summary.shell_commands = list(getattr(state, "shell_commands", []) or [])[:1000]
+        summary.shell_commands = [
+            ShellCommand(command=str(c)[:4096]) for c in list(getattr(state, "shell_commands", []) or [])[:1000]
+        ]
         summary.prompts = int(getattr(state, "prompts", 0) or 0)
         summary.warn(f"Transcript unavailable ({exc}); usage and cost are not known for this session")
         return summary

@@ -7,10 +7,11 @@ from tracemark.transcript.claude import TranscriptError, find_subagent_transcrip
 from tracemark.transcript.claude import parse_session as parse_claude_session
 from tracemark.transcript.cursor import ReportedTurn
 from tracemark.transcript.cursor import parse_session as parse_cursor_session
-from tracemark.transcript.model import SubagentSummary, TranscriptSummary, Usage
+from tracemark.transcript.model import ShellCommand, SubagentSummary, TranscriptSummary, Usage
 
 __all__ = [
     "ReportedTurn",
+    "ShellCommand",
     "SubagentSummary",
     "TranscriptError",
     "TranscriptSummary",

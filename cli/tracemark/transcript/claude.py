@@ -23,13 +23,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from tracemark.transcript.model import MAX_SHELL_COMMANDS, SubagentSummary, TranscriptSummary, Usage
+from tracemark.transcript.model import MAX_SHELL_COMMANDS, ShellCommand, SubagentSummary, TranscriptSummary, Usage
 from tracemark_common import pricing
 
 AGENT_NAME = "claude-code"
 MAX_LINE_BYTES = 16 * 1024 * 1024
 SUBAGENT_TOOLS = frozenset({"Task", "Agent"})
 SHELL_TOOLS = frozenset({"Bash", "PowerShell"})
+EDIT_TOOLS = frozenset({"Edit", "Write", "MultiEdit", "NotebookEdit"})
+_EXIT_CODE = re.compile(r"Exit code (\d{1,3})")
 SYNTHETIC_MODEL = "<synthetic>"
 MAIN = "main"
 _AGENT_FILE = re.compile(r"^agent-(?P<id>[A-Za-z0-9_-]{1,128})\.jsonl$")
@@ -113,6 +115,21 @@ def format_time(value: datetime) -> str:
     return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def _exit_code(block: dict[str, Any], result: object) -> int | None:
+    """The exit code of a failed shell call: `Exit code N` in the result text, else None."""
+    texts: list[str] = []
+    for source in (block.get("content"), result):
+        if isinstance(source, str):
+            texts.append(source[:200])
+        elif isinstance(source, list):
+            texts.extend(str(b.get("text", ""))[:200] for b in source if isinstance(b, dict))
+    for text in texts:
+        found = _EXIT_CODE.search(text)
+        if found:
+            return int(found.group(1))
+    return None
+
+
 def _is_prompt(record: dict[str, Any], message: dict[str, Any]) -> bool:
     if record.get("isMeta") or record.get("isCompactSummary"):
         return False
@@ -150,6 +167,9 @@ class _Parser:
         self.last: datetime | None = None
         self.permission_modes: set[str] = set()
         self.subagents: dict[str, SubagentSummary] = {}
+        self.shell_by_id: dict[str, ShellCommand] = {}
+        self.order = 0  # position of shell calls and successful edits, in transcript order
+        self.last_edit = 0
 
     # --- one file -------------------------------------------------------------------------
     def read(self, path: Path, thread: str) -> None:
@@ -274,10 +294,14 @@ class _Parser:
             agent.tool_counts[name] = agent.tool_counts.get(name, 0) + 1
         if not isinstance(tool_input, dict):
             return
-        if name in SHELL_TOOLS:
+        if name in SHELL_TOOLS and thread == MAIN:
             command = tool_input.get("command")
             if isinstance(command, str) and command and len(self.s.shell_commands) < MAX_SHELL_COMMANDS:
-                self.s.shell_commands.append(command[:4096])
+                self.order += 1
+                shell = ShellCommand(command=command[:4096], tool=name, order=self.order)
+                self.s.shell_commands.append(shell)
+                if isinstance(tool_id, str):
+                    self.shell_by_id[tool_id] = shell
         elif name in SUBAGENT_TOOLS and isinstance(tool_id, str):
             kind = tool_input.get("subagent_type")
             description = tool_input.get("description")
@@ -306,8 +330,15 @@ class _Parser:
             if not isinstance(tool_id, str):
                 continue
             name = self.tool_names.get(tool_id, "unknown")
-            if block.get("is_error") is True:
+            failed = block.get("is_error") is True
+            if failed:
                 self.s.tool_failures[name] = self.s.tool_failures.get(name, 0) + 1
+            shell = self.shell_by_id.get(tool_id)
+            if shell is not None:
+                shell.exit_code = _exit_code(block, result) if failed else 0
+            elif name in EDIT_TOOLS and not failed:
+                self.order += 1
+                self.last_edit = self.order
             if name in SUBAGENT_TOOLS and isinstance(result, dict):
                 agent_id = result.get("agentId")
                 if isinstance(agent_id, str) and agent_id:
@@ -337,7 +368,7 @@ class _Parser:
         return agent
 
     # --- totals ---------------------------------------------------------------------------
-    def finish(self) -> TranscriptSummary:
+    def _count_usage(self) -> None:
         s = self.s
         for response in self.responses.values():
             price = pricing.lookup(response.model)
@@ -358,7 +389,9 @@ class _Parser:
                 agent.models.add(response.model)
         for model in sorted(s.unknown_models):
             s.warn(f"Unknown model '{model}': no price in table {pricing.PRICING_VERSION}; its cost is not estimated")
-        # subagents: ids from Task results, progress mirrors and transcript files
+
+    def _name_subagents(self) -> None:
+        """Subagent ids come from Task/Agent results, progress mirrors and transcript files."""
         for agent_id in self.agent_calls:
             self._agent(agent_id)
         for agent_id, agent in self.subagents.items():
@@ -369,7 +402,12 @@ class _Parser:
                 agent.description = agent.description or description
             if not agent.transcript_found:
                 agent.models |= self.mirror_models.get(agent_id, set())
-                s.warn(f"Subagent {agent_id}: transcript not found, its tokens are not counted")
+                self.s.warn(f"Subagent {agent_id}: transcript not found, its tokens are not counted")
+
+    def finish(self) -> TranscriptSummary:
+        s = self.s
+        self._count_usage()
+        self._name_subagents()
         s.subagents = sorted(self.subagents.values(), key=lambda a: a.id)
         models = set(s.by_model)
         for agent in s.subagents:
@@ -384,6 +422,8 @@ class _Parser:
             s.ended_at = format_time(self.last)
             s.duration_seconds = max(0, int((self.last - self.first).total_seconds()))
         s.permission_modes = sorted(self.permission_modes)
+        for shell in s.shell_commands:
+            shell.after_last_edit = shell.order > self.last_edit if self.last_edit else None
         if s.usage.cost_usd is not None:
             s.usage.cost_usd = pricing.round_usd(s.usage.cost_usd)
         return s

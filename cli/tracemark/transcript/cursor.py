@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from tracemark.transcript.claude import MAX_LINE_BYTES, TranscriptError, iter_lines
-from tracemark.transcript.model import MAX_SHELL_COMMANDS, TranscriptSummary
+from tracemark.transcript.model import MAX_SHELL_COMMANDS, ShellCommand, TranscriptSummary
 from tracemark_common import pricing
 
 AGENT_NAME = "cursor"
@@ -115,4 +115,4 @@ def _record(record: Mapping[str, Any], summary: TranscriptSummary) -> None:
                         command = tool_input.get("command") if isinstance(tool_input, dict) else None
                         keep = len(summary.shell_commands) < MAX_SHELL_COMMANDS
                         if name in SHELL_TOOLS and isinstance(command, str) and command and keep:
-                            summary.shell_commands.append(command[:4096])
+                            summary.shell_commands.append(ShellCommand(command=command[:4096], tool=name))

@@ -65,6 +65,19 @@ class Usage:
 
 
 @dataclass
+class ShellCommand:
+    """One shell tool call: the command, its exit code when the result says (0 on success; the
+    `Exit code N` of a failed Bash result), and whether it ran after the session's last successful
+    file edit (None when the session edited no file)."""
+
+    command: str
+    tool: str = "Bash"
+    exit_code: int | None = None
+    after_last_edit: bool | None = None
+    order: int = 0
+
+
+@dataclass
 class SubagentSummary:
     id: str
     type: str = ""
@@ -99,7 +112,7 @@ class TranscriptSummary:
     # main-thread tool invocations (tool_use blocks, de-duplicated by id), failures by tool name
     tool_counts: dict[str, int] = field(default_factory=dict)
     tool_failures: dict[str, int] = field(default_factory=dict)
-    shell_commands: list[str] = field(default_factory=list)
+    shell_commands: list[ShellCommand] = field(default_factory=list)
     # record counts as Chainloop computes them (user + assistant + progress records)
     user_messages: int = 0
     assistant_messages: int = 0

@@ -94,7 +94,12 @@ def test_secrets_in_shell_commands_are_redacted_and_counted(tmp_path: Path) -> N
     path.write_text(json.dumps(record) + "\n")
     envelope = evidence_from_transcript(parse_claude_session(path))
     assert envelope["data"]["tools_used"]["tracemark_shell_commands"] == [
-        "GITHUB_TOKEN=[REDACTED:github-token] gh pr list"
+        {
+            "command": "GITHUB_TOKEN=[REDACTED:github-token] gh pr list",
+            "tool": "Bash",
+            "exit_code": None,
+            "after_last_edit": None,
+        }
     ]
     assert envelope["tracemark"]["redaction"]["rules"] == {"github-token": 1}
     assert secret not in json.dumps(envelope)

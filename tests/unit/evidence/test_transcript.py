@@ -335,3 +335,41 @@ def test_unknown_model_with_zero_usage_does_not_void_the_cost(tmp_path: Path) ->
     path.write_text(json.dumps(empty) + "\n" + _assistant("m1", "claude-opus-4-6", 5) + "\n")
     summary = parse_claude_session(path)
     assert summary.usage.cost_usd is not None and summary.unknown_models == set()
+
+
+def _tool_pair(tool_id: str, name: str, tool_input: dict[str, Any], result: Any, *, error: bool = False) -> list[str]:
+    use = {"type": "tool_use", "id": tool_id, "name": name, "input": tool_input}
+    block: dict[str, Any] = {"type": "tool_result", "tool_use_id": tool_id, "content": result if error else "ok"}
+    if error:
+        block["is_error"] = True
+    return [
+        json.dumps(
+            {
+                "type": "assistant",
+                "message": {
+                    "id": f"m-{tool_id}",
+                    "model": "claude-opus-4-6",
+                    "content": [use],
+                    "usage": {"output_tokens": 1},
+                },
+            }
+        ),
+        json.dumps({"type": "user", "message": {"content": [block]}, "toolUseResult": result}),
+    ]
+
+
+def test_shell_commands_carry_exit_codes_and_order_against_edits(tmp_path: Path) -> None:
+    lines = [
+        *_tool_pair("t1", "Bash", {"command": "pytest -q"}, "Exit code 1\nFAILED test_x", error=True),
+        *_tool_pair("t2", "Edit", {"file_path": "/r/a.py"}, {"filePath": "/r/a.py"}),
+        *_tool_pair("t3", "Edit", {"file_path": "/r/b.py"}, "Error: String to replace not found", error=True),
+        *_tool_pair("t4", "Bash", {"command": "pytest -q"}, {"stdout": "1 passed", "stderr": ""}),
+    ]
+    path = tmp_path / "v.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    summary = parse_claude_session(path)
+    assert [(c.command, c.exit_code, c.after_last_edit) for c in summary.shell_commands] == [
+        ("pytest -q", 1, False),
+        ("pytest -q", 0, True),
+    ]
+    assert summary.tool_failures == {"Bash": 1, "Edit": 1}
