@@ -4,7 +4,7 @@
 command writes to `log.txt`. Heavy work (transcripts, evidence) happens at push time.
 """
 # os.path on purpose: this module is on the hook hot path (pathlib costs import time)
-# ruff: noqa: PTH109, PTH112, PTH113, PTH117, PTH118, PTH120, PTH123
+# ruff: noqa: PTH109, PTH112, PTH117, PTH118, PTH120, PTH123
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import os
 
 from tracemark import gitutil
 from tracemark.capture import filestate
-from tracemark.capture.state import StateDir, now_iso, safe_key, sha256_hex, valid_id
+from tracemark.capture.state import StateDir, is_traced, now_iso, safe_key, sha256_hex, valid_id
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -66,7 +66,6 @@ _CLAUDE_TO_CURSOR = {
     "PostToolUseFailure": "postToolUseFailure",
     "Stop": "stop",
 }
-CONFIG_NAMES = (".tracemark.yml", ".tracemark.yaml")
 
 
 class Outcome:
@@ -77,13 +76,6 @@ class Outcome:
         self.session = session
         self.detail = detail
         self.sd = sd
-
-
-def is_traced(repo: Repo) -> bool:
-    """Tracemark is on for this repository: local state exists or the project config is committed."""
-    if os.path.isdir(repo.state_dir):
-        return True
-    return any(os.path.isfile(os.path.join(repo.root, name)) for name in CONFIG_NAMES)
 
 
 def parse_payload(raw: bytes) -> dict[str, Any] | str:

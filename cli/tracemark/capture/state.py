@@ -4,7 +4,7 @@ Layout (docs/capture.md): `log.txt`, `sessions/<id>.jsonl`, `files/<key>.json`, 
 `snapshots/<key>.json`, `commits/<sha>.json`, `spool/`. Stdlib only: this is the hook hot path.
 """
 # os.path on purpose: this module is on the hook hot path (pathlib costs import time)
-# ruff: noqa: PTH103, PTH105, PTH108, PTH110, PTH112, PTH118, PTH119, PTH120, PTH123, PTH202
+# ruff: noqa: PTH103, PTH105, PTH108, PTH110, PTH112, PTH113, PTH118, PTH119, PTH120, PTH123, PTH202
 
 from __future__ import annotations
 
@@ -18,6 +18,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from types import TracebackType
     from typing import Any
+
+    from tracemark.gitutil import Repo
 
 LOG_MAX_BYTES = 1_000_000
 MAX_ID_LENGTH = 128
@@ -135,6 +137,16 @@ class StateDir:
                 os.close(fd)
         except OSError:
             pass
+
+
+CONFIG_NAMES = (".tracemark.yml", ".tracemark.yaml")
+
+
+def is_traced(repo: Repo) -> bool:
+    """Tracemark is on for this repository: local state exists or the project config is committed."""
+    if os.path.isdir(repo.state_dir):
+        return True
+    return any(os.path.isfile(os.path.join(repo.root, name)) for name in CONFIG_NAMES)
 
 
 def atomic_write(path: str, data: bytes, mode: int = 0o600) -> None:

@@ -84,18 +84,17 @@ def main(argv: list[str]) -> int:
 
 def _crash(source: str, event: str, exc: Exception) -> Outcome:
     from tracemark.capture import agent
-    from tracemark.capture.state import StateDir
+    from tracemark.capture.state import StateDir, is_traced
 
     repo = agent.locate_repo(None, source == "cursor")
-    sd = StateDir(repo.state_dir) if repo is not None and agent.is_traced(repo) else None
+    sd = StateDir(repo.state_dir) if repo is not None and is_traced(repo) else None
     return agent.Outcome("error", "", f"{type(exc).__name__}: {exc}", sd)
 
 
 def _git(argv: list[str], started: float) -> int:
     from tracemark import gitutil
     from tracemark.capture import githooks
-    from tracemark.capture.agent import is_traced
-    from tracemark.capture.state import StateDir
+    from tracemark.capture.state import StateDir, is_traced
 
     name = argv[0] if argv else ""
     args = argv[1:]
