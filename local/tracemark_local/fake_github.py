@@ -110,7 +110,12 @@ class FakeGitHub:
     """The fake server and its model. Thread-safe; stops itself after `max_lifetime_seconds`."""
 
     def __init__(
-        self, *, app_id: str = "1", public_key_pem: str | None = None, max_lifetime_seconds: float = 600.0
+        self,
+        *,
+        app_id: str = "1",
+        public_key_pem: str | None = None,
+        max_lifetime_seconds: float = 600.0,
+        port: int = 0,
     ) -> None:
         self.app_id = app_id
         self.public_key_pem = public_key_pem
@@ -125,6 +130,7 @@ class FakeGitHub:
         self._ids = itertools.count(1_000_001)
         self._lock = threading.RLock()
         self._max_lifetime = max_lifetime_seconds
+        self._port = port
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
         self._timer: threading.Timer | None = None
@@ -133,7 +139,7 @@ class FakeGitHub:
     # -- life cycle --------------------------------------------------------------------------------
 
     def start(self) -> FakeGitHub:
-        self._server = make_server("127.0.0.1", 0, self._wsgi, threaded=True, request_handler=_QuietHandler)
+        self._server = make_server("127.0.0.1", self._port, self._wsgi, threaded=True, request_handler=_QuietHandler)
         self.url = f"http://127.0.0.1:{self._server.server_port}"
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-github", daemon=True
@@ -265,7 +271,8 @@ class FakeGitHub:
             body = None
         call = Call(request.method, request.path, dict(request.args), body, dict(request.headers))
         with self._lock:
-            self.calls.append(call)
+            if not request.path.startswith("/_fake/"):  # the control API is not GitHub's
+                self.calls.append(call)
             response = self._fault(request) or self._route(request, body)
         call.status = response.status_code
         return response
@@ -280,6 +287,8 @@ class FakeGitHub:
     def _route(self, request: Request, body: Any) -> Response:
         path = request.path
         method = request.method
+        if path.startswith("/_fake/"):
+            return self._control(method, path, body)
         match = re.fullmatch(r"/app/installations/(\d+)/access_tokens", path)
         if match and method == "POST":
             return self._access_token(request, int(match.group(1)))
@@ -325,6 +334,52 @@ class FakeGitHub:
             name = request.args.get("check_name")
             runs = [r for r in runs if name is None or r["name"] == name]
             return _json(200, {"total_count": len(runs), "check_runs": runs})
+        return _not_found()
+
+    def _control(self, method: str, path: str, body: Any) -> Response:
+        """The model over HTTP, for demos driven from another process (never part of GitHub's API):
+        `POST /_fake/repos {"full_name", "repo_id", "installation_id"}`,
+        `POST /_fake/pulls {"full_name", "number", "messages", "labels"?}`,
+        `POST /_fake/push {"full_name", "number", "messages"}`,
+        `POST /_fake/labels {"full_name", "number", "labels"}`, `POST /_fake/close {"full_name", "number"}`,
+        `GET /_fake/state` (comments, check runs, calls)."""
+        data = body if isinstance(body, dict) else {}
+        try:
+            if method == "GET" and path == "/_fake/state":
+                return _json(
+                    200,
+                    {
+                        "comments": list(self.comments.values()),
+                        "check_runs": [_public(r) for r in self.check_runs.values()],
+                        "calls": [{"method": c.method, "path": c.path, "status": c.status} for c in self.calls],
+                    },
+                )
+            if method != "POST":
+                return _not_found()
+            if path == "/_fake/repos":
+                repo = self.add_repo(
+                    data["full_name"], repo_id=int(data["repo_id"]), installation_id=int(data["installation_id"])
+                )
+                return _json(201, {"full_name": repo.full_name})
+            if path == "/_fake/pulls":
+                pull = self.add_pull(
+                    data["full_name"],
+                    int(data["number"]),
+                    list(data["messages"]),
+                    labels=list(data.get("labels") or []),
+                )
+                return _json(201, {"number": pull.number, "head_sha": pull.head_sha})
+            pull = self.pull(data["full_name"], int(data["number"]))
+            if path == "/_fake/push":
+                return _json(200, {"head_sha": self.push(data["full_name"], pull.number, list(data["messages"]))})
+            if path == "/_fake/labels":
+                pull.labels = [str(label) for label in data["labels"]]
+                return _json(200, {"labels": pull.labels})
+            if path == "/_fake/close":
+                pull.state = "closed"
+                return _json(200, {"state": pull.state})
+        except (KeyError, TypeError, ValueError) as exc:
+            return _json(422, {"message": f"bad control request: {exc!r}"})
         return _not_found()
 
     def _live_pull(self, repo: FakeRepo, number: int) -> FakePull | None:
@@ -588,3 +643,36 @@ def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Resp
 
 def _not_found() -> Response:
     return _json(404, {"message": "Not Found", "documentation_url": "https://docs.github.com/rest"})
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m tracemark_local.fake_github [--port N] [--app-id ID] [--public-key PEM_FILE]`:
+    run the fake GitHub for a local demo (point `GITHUB_API_URL` at the printed URL) until Ctrl-C
+    or `--max-seconds`; set it up through the `/_fake/...` control endpoints."""
+    import argparse
+    import signal
+
+    parser = argparse.ArgumentParser(prog="fake_github", description=main.__doc__)
+    parser.add_argument("--port", type=int, default=0, help="loopback port (default: any free port)")
+    parser.add_argument("--app-id", default="1")
+    parser.add_argument("--public-key", help="PEM file of the App's public key (JWTs are checked against it)")
+    parser.add_argument("--max-seconds", type=float, default=3600.0)
+    args = parser.parse_args(argv)
+    public = None
+    if args.public_key:
+        with open(args.public_key, encoding="utf-8") as handle:  # noqa: PTH123 - a CLI path
+            public = handle.read()
+    fake = FakeGitHub(
+        app_id=args.app_id, public_key_pem=public, max_lifetime_seconds=args.max_seconds, port=args.port
+    ).start()
+    print(f"fake GitHub on {fake.url} (GITHUB_API_URL)", flush=True)
+    done = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: done.set())
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    done.wait(args.max_seconds)
+    fake.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -285,3 +285,25 @@ def test_parse_link_header_from_the_recorded_exchange() -> None:
     assert links["next"].endswith("page=2")
     assert links["last"].endswith("page=3")
     assert parse_link_header("garbage, <x>; nothing") == {}
+
+
+def test_fake_control_api_for_demos(fake_github: FakeGitHub, client: GitHubClient) -> None:
+    import requests
+
+    base = fake_github.url + "/_fake"
+    assert (
+        requests.post(
+            f"{base}/repos", json={"full_name": REPO, "repo_id": 42, "installation_id": 7}, timeout=5
+        ).status_code
+        == 201
+    )
+    created = requests.post(f"{base}/pulls", json={"full_name": REPO, "number": 2, "messages": ["a"]}, timeout=5)
+    head = requests.post(f"{base}/push", json={"full_name": REPO, "number": 2, "messages": ["b"]}, timeout=5)
+    assert created.json()["head_sha"] != head.json()["head_sha"]
+    requests.post(f"{base}/labels", json={"full_name": REPO, "number": 2, "labels": ["skip-ai-session"]}, timeout=5)
+    assert client.get_pull(7, REPO, 2)["labels"] == [{"name": "skip-ai-session"}]
+    requests.post(f"{base}/close", json={"full_name": REPO, "number": 2}, timeout=5)
+    assert client.get_pull(7, REPO, 2)["state"] == "closed"
+    state = requests.get(f"{base}/state", timeout=5).json()
+    assert [c["path"] for c in state["calls"] if c["path"].startswith("/repos/")] == [f"/repos/{REPO}/pulls/2"] * 2
+    assert requests.post(f"{base}/pulls", json={"full_name": REPO}, timeout=5).status_code == 422
