@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -16,13 +18,28 @@ HELP = "inspect sessions: print the evidence a transcript yields (offline, no re
 def register(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="sessions_command", metavar="ACTION", required=True)
     inspect = sub.add_parser("inspect", help="summarise a Claude Code or Cursor transcript as evidence")
-    inspect.add_argument("transcript", type=Path, help="transcript JSONL file")
+    inspect.add_argument(
+        "transcript",
+        type=Path,
+        help="transcript JSONL file, or a Claude Code session id (looked up under $CLAUDE_CONFIG_DIR/projects, "
+        "default ~/.claude/projects)",
+    )
     inspect.add_argument("--json", action="store_true", help="print the whole evidence envelope as JSON")
     inspect.add_argument("--agent", choices=("claude-code", "cursor", "auto"), default="auto")
     inspect.add_argument("--no-subagents", action="store_true", help="do not read subagent transcripts")
     inspect.add_argument(
         "--scan-secrets", action="store_true", help="also scan the transcript for secrets (redaction counts)"
     )
+
+
+def _resolve(path: Path) -> Path:
+    """A path as given, or the transcript of a Claude Code session id."""
+    text = str(path)
+    if path.exists() or not re.fullmatch(r"[A-Za-z0-9_-]{1,128}", text):
+        return path
+    root = Path(os.environ.get("CLAUDE_CONFIG_DIR") or Path.home() / ".claude") / "projects"
+    matches = sorted(root.glob(f"*/{text}.jsonl")) if root.is_dir() else []
+    return matches[0] if matches else path
 
 
 def _agent(path: Path) -> str:
@@ -80,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
     from tracemark.redact import Redaction
     from tracemark.transcript import TranscriptError, parse_claude_session, parse_cursor_session
 
-    path: Path = args.transcript
+    path: Path = _resolve(args.transcript)
     agent = _agent(path) if args.agent == "auto" else args.agent
     try:
         if agent == "cursor":

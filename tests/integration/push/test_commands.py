@@ -140,3 +140,16 @@ def test_push_command_with_empty_spool(tmp_path: Path, server: PushServer, capsy
     credentials.save_credentials(server.url, server.state.token, "")
     assert main(["push", "--repo", str(repo)]) == 0
     assert "spool is empty" in capsys.readouterr().err
+
+
+def test_sessions_inspect_finds_a_session_id_under_claude_config_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    project = tmp_path / "claude" / "projects" / "-Users-alex-repo"
+    project.mkdir(parents=True)
+    session = "6da7d497-00e2-460d-a6b4-d280e0314cfd"
+    (project / f"{session}.jsonl").write_bytes(TRANSCRIPT.read_bytes())
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(tmp_path / "claude"))
+    assert main(["sessions", "inspect", session, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["data"]["session"]["id"] == session
+    assert main(["sessions", "inspect", "no-such-session"]) == 1
