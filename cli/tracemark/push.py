@@ -38,6 +38,7 @@ ZERO_SHA = "0" * 40
 MAX_INLINE_BODY = 4 * 1024 * 1024
 MAX_TRANSCRIPT_UPLOAD = 256 * 1024 * 1024  # the server's limit for one presigned transcript upload
 CONFIG_NAMES = (".tracemark.yml", ".tracemark.yaml")
+MAX_CONFIG_BYTES = 256 * 1024
 OutcomeKind = Literal["accepted", "gated", "transient", "rejected", "tampered"]
 
 
@@ -60,6 +61,8 @@ def load_project_config(root: str | Path) -> ProjectConfig | None:
         if not path.is_file():
             continue
         try:
+            if path.stat().st_size > MAX_CONFIG_BYTES:
+                raise UserError(f"{name} is larger than {MAX_CONFIG_BYTES} bytes", "it holds a few settings only")
             raw = yaml.safe_load(path.read_text(encoding="utf-8"))
         except (OSError, yaml.YAMLError) as exc:
             raise UserError(f"cannot read {name}: {exc}", "fix or re-create it with `tracemark init`") from exc
@@ -790,7 +793,12 @@ def run_pre_push(
         out=stream,
         client_factory=client_factory,
     )
-    code = _pre_push(pusher, remote, url, parse_refs(refs))
+    try:
+        code = _pre_push(pusher, remote, url, parse_refs(refs))
+    except Exception as exc:  # a bug must not break every push: report it, block only with requireTrace
+        pusher.say(f"internal error while attesting ({type(exc).__name__}: {exc}); see the log")
+        pusher.log("pre-push", "-", "error", f"{type(exc).__name__}: {exc}")
+        code = 1 if config.require_trace else 0
     pusher.log("pre-push", "-", f"exit {code}", f"{(time.monotonic() - started) * 1000:.0f} ms")
     return code
 

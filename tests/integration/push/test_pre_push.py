@@ -523,3 +523,11 @@ def test_pushing_again_while_the_server_is_down_does_not_pile_up_the_spool(world
     assert world.push() == 0
     assert len(world.spooled()) == 1
     assert "still waiting in the spool" in world.output
+
+
+def test_oversized_config_is_refused_without_blocking(world: World) -> None:
+    (world.root / ".tracemark.yml").write_text("projectName: demo\n" + "# padding\n" * 40_000)
+    out = io.StringIO()
+    assert run_pre_push(world.root, "origin", "u", [], out=out) == 0
+    assert "larger than" in out.getvalue()
+    assert world.server.state.requests == []
