@@ -531,3 +531,15 @@ def test_oversized_config_is_refused_without_blocking(world: World) -> None:
     assert run_pre_push(world.root, "origin", "u", [], out=out) == 0
     assert "larger than" in out.getvalue()
     assert world.server.state.requests == []
+
+
+def test_large_attestation_goes_through_a_presigned_upload(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    import tracemark.push as push_module
+
+    monkeypatch.setattr(push_module, "MAX_INLINE_BODY", 1000)
+    assert world.push() == 0
+    kinds = [meta["kind"] for meta in world.server.state.upload_meta.values()]
+    assert sorted(kinds) == ["attestation", "transcript"]
+    (post,) = world.server.state.attestation_posts()
+    assert set(json.loads(post.body)) == {"upload_id"}
+    assert len(world.server.state.stored) == 1
