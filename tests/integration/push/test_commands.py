@@ -153,3 +153,15 @@ def test_sessions_inspect_finds_a_session_id_under_claude_config_dir(
     assert main(["sessions", "inspect", session, "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["data"]["session"]["id"] == session
     assert main(["sessions", "inspect", "no-such-session"]) == 1
+
+
+def test_verify_accepts_a_spool_item(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tracemark.spool import Spool, SpoolItem
+
+    key = dsse.generate_private_key()
+    pub = tmp_path / "pub.pem"
+    pub.write_text(dsse.public_key_pem(key.public_key()))
+    envelope = json.loads(_signed(tmp_path, key).read_text())
+    path = Spool(tmp_path / "state").add(SpoolItem(session_id="s", server="https://x.example", envelope=envelope))
+    assert main(["verify", str(path), "--key", str(pub), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["predicateType"] == "https://tracemark.dev/ai-coding-session/v1"
