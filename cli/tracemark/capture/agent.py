@@ -357,6 +357,7 @@ def _claude(ctx: _Context, event: str) -> tuple[str, str]:
         return _post_tool(ctx, tool, tool_input, event == "PostToolUse")
     if event == "Stop":
         ctx.append("stop", transcript_path=ctx.get("transcript_path"))
+        filestate.release_session(ctx.sd, ctx.repo.root, ctx.session)
     elif event == "SubagentStop":
         ctx.append(
             "subagent_stop", agent_type=ctx.get("agent_type"), agent_transcript_path=ctx.get("agent_transcript_path")
@@ -365,6 +366,7 @@ def _claude(ctx: _Context, event: str) -> tuple[str, str]:
         ctx.append("compact", trigger=ctx.get("trigger"))
     elif event == "SessionEnd":
         ctx.append("end", reason=ctx.get("reason"), transcript_path=ctx.get("transcript_path"))
+        filestate.release_session(ctx.sd, ctx.repo.root, ctx.session)
     return "ok", ""
 
 
@@ -405,6 +407,8 @@ def _cursor(ctx: _Context, event: str) -> tuple[str, str]:
         )
     elif event == "sessionEnd":
         ctx.append("end", reason=ctx.get("reason"), transcript_path=ctx.get("transcript_path"))
+    if event in ("stop", "sessionEnd"):
+        filestate.release_session(ctx.sd, ctx.repo.root, ctx.session)
     return "ok", ""
 
 

@@ -13,7 +13,7 @@ path. Every change goes through `attribute()` under the file's lock:
 A path touched by two tool calls in flight at once is attributed to neither (SPEC §2.3).
 """
 # os.path on purpose: this module is on the hook hot path (pathlib costs import time)
-# ruff: noqa: PTH108, PTH113, PTH114, PTH118, PTH123
+# ruff: noqa: PTH108, PTH113, PTH114, PTH118, PTH123, PTH208
 
 from __future__ import annotations
 
@@ -29,6 +29,8 @@ if TYPE_CHECKING:
     from tracemark.gitutil import Repo
 
 MAX_REMOVED_PER_OWNER = 20_000
+# A tool call whose post hook never came (denied, interrupted, killed) stops counting as in flight.
+INFLIGHT_MAX_AGE_NS = 30 * 60 * 1_000_000_000
 
 
 class SkipFile(Exception):
@@ -133,6 +135,24 @@ class FileState:
         sd.ensure("files")
         sd.write_json(target, self.to_dict())
 
+    def prune_inflight(self, now_ns: int) -> None:
+        """Forget tool calls in flight for longer than INFLIGHT_MAX_AGE_NS."""
+        for key, value in list(self.inflight.items()):
+            _owner, _, started = value.rpartition("|")
+            if not started.isdigit() or now_ns - int(started) > INFLIGHT_MAX_AGE_NS:
+                del self.inflight[key]
+        if not self.inflight:
+            self.contended = []
+
+    def release(self, session: str) -> bool:
+        """Forget the tool calls of `session` (and its subagents) still marked in flight."""
+        gone = [k for k, v in self.inflight.items() if v.rpartition("|")[0].split("/", 1)[0] == session]
+        for key in gone:
+            del self.inflight[key]
+        if not self.inflight:
+            self.contended = []
+        return bool(gone)
+
     def lock(self, sd: StateDir) -> FileLock:
         return FileLock(sd.path("files", self.key + ".lock"))
 
@@ -179,9 +199,11 @@ def begin_tool(sd: StateDir, repo: Repo, relpath: str, tool_key: str, owner: str
     with state.lock(sd):
         state = FileState.load(sd, repo.root, relpath)
         state.reconcile(sd, data, sha)
+        now = time.time_ns()
+        state.prune_inflight(now)
         if state.inflight:
             state.contended = sorted({*state.contended, *state.inflight, tool_key})
-        state.inflight[tool_key] = owner
+        state.inflight[tool_key] = f"{owner}|{now}"
         state.save(sd)
     sd.ensure("snapshots")
     sd.write_json(
@@ -212,6 +234,7 @@ def attribute(
     with state.lock(sd):
         state = FileState.load(sd, repo.root, relpath)
         result = "ok"
+        state.prune_inflight(time.time_ns())
         contended = tool_key in state.contended
         others = [key for key in state.inflight if key != tool_key]
         if others or (since_ns and state.updated_ns > since_ns and state.writer != tool_key):
@@ -276,3 +299,31 @@ def end_tool(
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(snapshot_path)
+
+
+def release_session(sd: StateDir, root: str, session: str) -> int:
+    """At the end of a turn or session: none of its tool calls is in flight any more."""
+    import json
+
+    released = 0
+    try:
+        names = os.listdir(sd.path("files"))
+    except FileNotFoundError:
+        return 0
+    for name in names:
+        if not name.endswith(".json"):
+            continue
+        try:
+            with open(sd.path("files", name), "rb") as handle:
+                raw = json.loads(handle.read())
+        except (OSError, ValueError):
+            continue
+        if not isinstance(raw, dict) or raw.get("root") != root or not raw.get("inflight"):
+            continue
+        state = FileState(root, str(raw.get("path")))
+        with state.lock(sd):
+            state = FileState.load(sd, root, state.path)
+            if state.release(session):
+                state.save(sd)
+                released += 1
+    return released

@@ -317,3 +317,14 @@ def test_parallel_hook_processes_do_not_lose_or_mix_edits(ws: Workspace) -> None
     for session in ("par-0", "par-1"):
         state = load_session(ws.root, session)
         assert state is not None and len(state.tool_events) == 6
+
+
+def test_a_denied_tool_call_does_not_block_later_attribution(ws: Workspace) -> None:
+    path = ws.root / "d.txt"
+    tool_input = {"file_path": str(path), "content": "x"}
+    # PreToolUse fires, the user denies the edit: no PostToolUse ever comes
+    ws.claude("PreToolUse", "s1", tool_name="Write", tool_input=tool_input, tool_use_id="denied")
+    ws.claude("Stop", "s1")
+    ws.ai_write("s1", "d.txt", "written later\n")
+    sha = ws.commit("after a denied call")
+    assert ws.ranges(sha) == {"d.txt": {"s1": [[1, 1]]}}

@@ -151,3 +151,21 @@ def test_gc_forgets_stale_snapshots_states_and_orphan_blobs(tmp_path: Path) -> N
     live = FileState.load(sd, repo.root, "live.txt")
     assert live.owners == ["s1"]
     assert sd.get_blob(str(live.sha)) == b"live\n"
+
+
+def test_stale_tool_calls_stop_counting_as_in_flight(tmp_path: Path) -> None:
+    import time
+
+    from tracemark.capture.filestate import INFLIGHT_MAX_AGE_NS, release_session
+
+    repo, sd = _repo(tmp_path)
+    (Path(repo.root) / "f.txt").write_text("a\n")
+    begin_tool(sd, repo, "f.txt", "old-call", "s1")
+    state = FileState.load(sd, repo.root, "f.txt")
+    state.inflight["old-call"] = f"s1|{time.time_ns() - INFLIGHT_MAX_AGE_NS - 1}"
+    state.save(sd)
+    begin_tool(sd, repo, "f.txt", "new-call", "s2")
+    assert list(FileState.load(sd, repo.root, "f.txt").inflight) == ["new-call"]
+    assert FileState.load(sd, repo.root, "f.txt").contended == []
+    assert release_session(sd, repo.root, "s2") == 1
+    assert FileState.load(sd, repo.root, "f.txt").inflight == {}
