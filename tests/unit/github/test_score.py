@@ -188,3 +188,16 @@ def test_worked_examples_of_docs_score_md(envelope: dict[str, Any]) -> None:
     assert third.summary.endswith("approved-models: model claude-opus-4-6 is not in the approved list.")
     assert len(third.items) == 3
     assert combine_scores([(first, 9), (second, 52), (third, 120)]) == (71, "red")
+
+
+def test_reads_the_fields_the_cli_writes(envelope: dict[str, Any]) -> None:
+    # conversation.tracemark_prompts and tracemark_permission_modes, tools_used failures, flat redactions
+    envelope["data"]["conversation"].update(tracemark_prompts=1, tracemark_permission_modes=["bypassPermissions"])
+    envelope["data"]["tools_used"].update(total_invocations=150, tracemark_failed_invocations=7)
+    envelope["tracemark"] = {"redactions": {"github-pat": 1}}
+    score = score_session(given(envelope))
+    messages = [f.message for f in score.findings]
+    assert "the agent ran with permission checks bypassed" in messages
+    assert "150 tool calls for 1 prompt(s): mostly autonomous" in messages
+    assert "7 failed tool calls" in messages
+    assert any("github-pat" in m for m in messages)

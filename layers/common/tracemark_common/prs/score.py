@@ -258,7 +258,9 @@ def _oversight(given: ScoreInput, data: dict[str, Any], findings: list[Finding])
     elif "acceptEdits" in modes:
         findings.append(Finding("oversight", 3, "info", "edits were accepted without per-edit approval"))
     conversation = _dict(data.get("conversation"))
-    prompts = _int(conversation.get("user_messages"))
+    # Prompts the person typed (the CLI's count), else Chainloop's user messages.
+    typed = conversation.get("tracemark_prompts")
+    prompts = _int(typed) if isinstance(typed, int) else _int(conversation.get("user_messages"))
     calls = _int(_dict(data.get("tools_used")).get("total_invocations"))
     ratio = calls / max(1, prompts)
     if calls and ratio > 100:
