@@ -204,3 +204,37 @@ def test_objects_and_head_are_read_loose_or_packed(tmp_path: Path) -> None:
     assert gitutil.read_objects(repo, [blob])[blob] == ("blob", b"hello\n")
     parents, ctime, message = gitutil.parse_commit(gitutil.read_objects(repo, [head])[head][1])  # type: ignore[index]
     assert (parents, message) == ([], "one\n") and ctime > 0
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "subject",
+        "subject\n",
+        "subject\n\n\n",
+        "subject\n\nbody line one\nbody line two\n",
+        "subject\n\nbody\n\nSigned-off-by: A <a@x>\nCo-authored-by: B <b@x>\n",
+        "subject\n\nReviewed-by: A <a@x>\nTracemark-Sessions: old\n",
+        "subject\n\nbody\n\nTracemark-Sessions: zeta\nSigned-off-by: A <a@x>\n",
+        "Fix: a subject that looks like a trailer\n",
+        "subject\n\nFixes: #12\n",
+        "subject\n\nsome prose\nKey: value\nmore prose\n",
+        "subject\n\nbody\n# a comment line\n",
+        "subject\n\n---\npatch notes\n",
+    ],
+)
+def test_in_process_trailer_writer_agrees_with_git(tmp_path: Path, message: str) -> None:
+    # git hands commit-msg a file ending in a newline, and cleans up trailing blank lines after it.
+    message = message if message.endswith("\n") else message + "\n"
+    ours = githooks._append_trailer(message, "a, b")
+    if ours is None:
+        return  # handed to git interpret-trailers, which is right by definition
+
+    def git_text(*args: str, text: str) -> str:
+        return subprocess.run(["git", *args], input=text, capture_output=True, text=True, check=True).stdout
+
+    expected = git_text(
+        "interpret-trailers", "--if-exists", "replace", "--trailer", "Tracemark-Sessions: a, b", text=message
+    )
+    assert git_text("stripspace", text=ours) == git_text("stripspace", text=expected)
+    assert "Tracemark-Sessions: a, b" in git_text("interpret-trailers", "--parse", text=ours)
