@@ -48,11 +48,12 @@ def start_serve(data_dir: str) -> tuple[subprocess.Popen[bytes], str, float]:
         try:
             if requests.get(f"{url}/healthz", timeout=1).status_code == 200:
                 return process, url, time.perf_counter() - started
-        except requests.ConnectionError:
+        except requests.RequestException:
             pass
         if process.poll() is not None:
             raise SystemExit(f"serve exited: {process.stderr.read().decode() if process.stderr else ''}")
         if time.perf_counter() - started > 60:
+            process.kill()
             raise SystemExit("serve did not answer within 60 s")
         time.sleep(0.02)
 

@@ -56,19 +56,28 @@ class ServedStack:
             stderr=subprocess.STDOUT,
             text=True,
         )
-        deadline = time.monotonic() + 60
+        try:
+            self._wait_until_healthy()
+        except BaseException:
+            self.process.kill()
+            self.process.communicate()
+            self.process = None
+            raise
+
+    def _wait_until_healthy(self) -> None:
+        assert self.process is not None
+        deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(
-                    f"tracemark serve exited early:\n{self.process.stdout.read() if self.process.stdout else ''}"
-                )
+                out = self.process.stdout.read() if self.process.stdout else ""
+                raise RuntimeError(f"tracemark serve exited early:\n{out}")
             try:
                 if requests.get(f"{self.url}/healthz", timeout=10).status_code == 200:
                     return
             except requests.RequestException:
                 pass
             time.sleep(0.05)
-        raise RuntimeError("tracemark serve did not answer /healthz within 60 s")
+        raise RuntimeError("tracemark serve did not answer /healthz within 90 s")
 
     def stop(self) -> int:
         """Ctrl-C, as a user would; returns the exit code and keeps the output."""
