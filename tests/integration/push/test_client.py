@@ -10,7 +10,7 @@ from tracemark.client import MAX_RETRY_AFTER, ApiClient, TransportError
 
 def _client(server: PushServer, sleeps: list[float], retries: int = 3) -> ApiClient:
     return ApiClient(
-        server.url, server.state.token, timeout=(2.0, 2.0), retries=retries, backoff=0.25, sleep=sleeps.append
+        server.url, server.state.token, timeout=(5.0, 10.0), retries=retries, backoff=0.25, sleep=sleeps.append
     )
 
 

@@ -78,7 +78,13 @@ class World:
 
 
 def fast_client(server: str, token: str) -> ApiClient:
-    return ApiClient(server, token, timeout=(2.0, 0.5), retries=2, backoff=0.0, sleep=lambda _s: None)
+    """No waiting between retries; generous timeouts so a loaded machine never fails a test."""
+    return ApiClient(server, token, timeout=(5.0, 10.0), retries=2, backoff=0.0, sleep=lambda _s: None)
+
+
+def impatient_client(server: str, token: str) -> ApiClient:
+    """For the timeout tests: the server sleeps 3 s, this client gives up after 0.5 s."""
+    return ApiClient(server, token, timeout=(5.0, 0.5), retries=2, backoff=0.0, sleep=lambda _s: None)
 
 
 def _write_config(root: Path, **extra: Any) -> None:
@@ -205,8 +211,8 @@ def test_200_replay_of_a_spooled_envelope_is_accepted(world: World) -> None:
 @pytest.mark.parametrize("mode", ["401", "403", "429", "500", "timeout"])
 def test_transient_failures_spool_then_tracemark_push_delivers(world: World, mode: str) -> None:
     world.server.state.mode = mode
-    world.server.state.delay = 2.0
-    assert world.push() == 0
+    world.server.state.delay = 3.0
+    assert world.push(factory=impatient_client) == 0
     assert "spooled" in world.output
     (path,) = world.spooled()
     assert json.loads(path.read_text())["last_error"]
@@ -253,8 +259,8 @@ def test_an_unreachable_server_is_waited_for_once_per_push(world: World) -> None
     # Given two sessions and a server that never answers in time
     _second_session(world)
     world.server.state.mode = "timeout"
-    world.server.state.delay = 2.0
-    assert world.push() == 0
+    world.server.state.delay = 3.0
+    assert world.push(factory=impatient_client) == 0
     # Then the first attestation used its retries and the second was spooled without waiting
     assert len(world.server.state.attestation_posts()) == 2
     assert len(world.spooled()) == 2
