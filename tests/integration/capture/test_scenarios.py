@@ -328,3 +328,21 @@ def test_a_denied_tool_call_does_not_block_later_attribution(ws: Workspace) -> N
     ws.ai_write("s1", "d.txt", "written later\n")
     sha = ws.commit("after a denied call")
     assert ws.ranges(sha) == {"d.txt": {"s1": [[1, 1]]}}
+
+
+def test_partially_staged_file_splits_the_ai_lines_across_commits(ws: Workspace, tmp_path: Path) -> None:
+    ws.human_write("p.txt", "a\nb\nc\n")
+    ws.commit("base")
+    ws.ai_write("s1", "p.txt", "top\na\nb\nc\nbottom\n", tool="Edit")
+    # Stage only the top line, as `git add -p` would
+    partial = tmp_path / "partial.txt"
+    partial.write_text("top\na\nb\nc\n")
+    blob = ws.git("hash-object", "-w", str(partial)).strip()
+    ws.git("update-index", "--cacheinfo", f"100644,{blob},p.txt")
+    ws.git("commit", "-q", "-m", "top only")
+    first = ws.git("rev-parse", "HEAD").strip()
+    assert ws.ranges(first) == {"p.txt": {"s1": [[1, 1]]}}
+    ws.git("commit", "-q", "-a", "-m", "the rest")
+    second = ws.git("rev-parse", "HEAD").strip()
+    assert ws.ranges(second) == {"p.txt": {"s1": [[5, 5]]}}
+    assert "Tracemark-Sessions: s1" in ws.trailers(second)
