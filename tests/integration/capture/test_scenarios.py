@@ -346,3 +346,22 @@ def test_partially_staged_file_splits_the_ai_lines_across_commits(ws: Workspace,
     second = ws.git("rev-parse", "HEAD").strip()
     assert ws.ranges(second) == {"p.txt": {"s1": [[5, 5]]}}
     assert "Tracemark-Sessions: s1" in ws.trailers(second)
+
+
+def test_rebase_reorder_remaps_ranges_in_the_same_file(ws: Workspace, tmp_path: Path) -> None:
+    ws.human_write("f.txt", "base\n")
+    ws.commit("base")
+    ws.ai_write("s-a", "f.txt", "a1\nbase\n", tool="Edit")
+    a = ws.commit("A")
+    ws.ai_write("s-c", "f.txt", "a1\nbase\nc1\nc2\n", tool="Edit")
+    c = ws.commit("C")
+    editor = tmp_path / "seq.sh"
+    editor.write_text(f"#!/bin/sh\nprintf 'pick {c}\\npick {a}\\n' > \"$1\"\n")
+    editor.chmod(0o755)
+    ws.git("rebase", "-q", "-i", "HEAD~2", env={"GIT_SEQUENCE_EDITOR": str(editor)})
+    new_a, new_c = ws.git("log", "--format=%H", "-2").split()
+    assert ws.git("show", f"{new_c}:f.txt") == "base\nc1\nc2\n"
+    assert ws.ranges(new_c) == {"f.txt": {"s-c": [[2, 3]]}}
+    assert ws.ranges(new_a) == {"f.txt": {"s-a": [[1, 1]]}}
+    record = ws.record(new_c)
+    assert record is not None and record["rewritten_from"] == [c]
