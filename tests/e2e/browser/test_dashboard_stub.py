@@ -297,3 +297,25 @@ def test_sessions_list_shows_summary_fields(page: Any, world_and_api: Any) -> No
     row.wait_for()
     text = row.inner_text()
     assert "claude-opus-4-6" in text and "302" in text and "$0.19" in text and "72" in text and "yellow" in text
+
+
+def test_keyboard_switches_the_range_and_every_control_is_labelled(page: Any, world_and_api: Any) -> None:
+    world, api = world_and_api
+    _login(page, api.url, "tok-acme")
+    page.locator("#users-table").wait_for()
+    # every text field and select has an accessible name
+    unnamed = page.evaluate(
+        """() => [...document.querySelectorAll('input:not([type=radio]), select')]
+            .filter(el => !(el.labels && el.labels.length) && !el.getAttribute('aria-label'))
+            .map(el => el.id || el.name)"""
+    )
+    assert unnamed == []
+    # arrow keys move through the range radios, and the cards follow
+    page.get_by_role("radio", name="7 days").focus()
+    page.keyboard.press("ArrowRight")
+    assert page.get_by_role("radio", name="30 days").is_checked()
+    want = _expected(world, "30d")
+    page.wait_for_function(
+        "([n]) => document.querySelector('[data-card=total_sessions] .value')?.textContent === n",
+        arg=[f"{want['sessions']:,}"],
+    )
