@@ -561,7 +561,8 @@ def carry_records(  # noqa: PLR0912 - one pass over files, owners and removals r
                         removed[sid] = max(removed.get(sid, 0), data["removed"])
         analysis = FileAnalysis()
         analysis.added = len(added)
-        analysis.removed_total = sum(1 for i in range(len(L.split_lines(base or b""))) if i not in set(mapping))
+        kept_base = set(mapping)
+        analysis.removed_total = sum(1 for i in range(len(L.split_lines(base or b""))) if i not in kept_base)
         for number in sorted(added):
             if number in owners:
                 analysis.ai.setdefault(owners[number], []).append(number)
