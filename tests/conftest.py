@@ -43,7 +43,11 @@ def stack() -> Iterator[object]:
         skip_state_machine_sleeps()
         local = LocalStack(
             REPO_ROOT,
-            parameters={"GitHubAppId": "12345", "GitHubApiUrl": "http://127.0.0.1:9", "DashboardOrigin": "http://testserver"},
+            parameters={
+                "GitHubAppId": "12345",
+                "GitHubApiUrl": "http://127.0.0.1:9",
+                "DashboardOrigin": "http://testserver",
+            },
             secrets=local_secrets(None, env={}),
             extra_env={"PUBLIC_BASE_URL": "http://testserver"},
         ).provision()
