@@ -12,13 +12,14 @@ from typing import Any
 import pytest
 from stub_api import StubApi, load_reference
 
-from tracemark_common.rollups import InMemoryRollupStore, RollupWriter, SessionFacts
+from tracemark_common.rollups import InMemoryRollupStore, ModelUsage, RollupWriter, SessionFacts
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 ref = load_reference()
 HOSTILE = '<img src=x onerror="window.__pwned=1">'
 SESSION_ID = "1dea3f43-4c8f-4625-8732-349613261162"
+HUGE_MODEL = "model-" + "w" * 5000
 
 
 def _session() -> dict[str, Any]:
@@ -156,10 +157,12 @@ def world_and_api() -> Iterator[tuple[Any, StubApi]]:
             user_kind="service",
             at=ref.NOW - timedelta(minutes=i),
             total_tokens=2_000_000,
+            models={HUGE_MODEL: ModelUsage(total_tokens=2_000_000)},
         )
         writer.record_session(None, hostile)
         world.sessions[hostile.session_id] = hostile
-    api = StubApi(store, {"tok-acme": "acme", "tok-empty": "empty-org"}, [_session()], ref.NOW).start()
+    minimal = {"id": "minimal", "org": "acme"}  # a session with every optional field missing
+    api = StubApi(store, {"tok-acme": "acme", "tok-empty": "empty-org"}, [_session(), minimal], ref.NOW).start()
     try:
         yield world, api
     finally:
@@ -319,3 +322,18 @@ def test_keyboard_switches_the_range_and_every_control_is_labelled(page: Any, wo
         "([n]) => document.querySelector('[data-card=total_sessions] .value')?.textContent === n",
         arg=[f"{want['sessions']:,}"],
     )
+
+
+def test_session_with_missing_fields_and_huge_names_render_cleanly(page: Any, world_and_api: Any) -> None:
+    _world, api = world_and_api
+    _login(page, api.url, "tok-acme")
+    page.locator("#models li").first.wait_for()
+    # a 5,000-character model name is shortened on screen, kept whole in the tooltip
+    label = page.locator("#models .hbar-label", has_text="model-www")
+    assert len(label.inner_text()) < 60 and label.get_attribute("title") == HUGE_MODEL
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1280
+    # a session with nothing but an id still renders every section, with dashes and hints
+    page.goto(api.url + "/#/sessions/minimal")
+    page.locator("#files-table, #session-rendered p.muted").first.wait_for()
+    text = page.locator("#session-rendered").inner_text()
+    assert "Not scored yet" in text and "No file changes recorded." in text and "minimal" in text
