@@ -390,3 +390,25 @@ def test_pre_push_hands_traced_commits_to_push(ws: Workspace, tmp_path: Path) ->
     )
     assert proc.returncode == 0, proc.stderr  # not logged in, requireTrace false: warn, never block
     assert "1 traced commit(s)" in ws.log_lines()[-1]
+
+
+def test_installed_agent_commands_run_with_and_without_the_cli(bare_repo: Workspace) -> None:
+    ws = bare_repo
+    assert ws.tracemark("init", "--project", "demo", "--claude", "--cursor", "--offline").returncode == 0
+    settings = json.loads((ws.root / ".claude" / "settings.json").read_text())
+    claude_cmd = settings["hooks"]["SessionStart"][0]["hooks"][0]["command"]
+    cursor_cmd = json.loads((ws.root / ".cursor" / "hooks.json").read_text())["hooks"]["stop"][0]["command"]
+    payload = json.dumps({"session_id": "cmd-1", "conversation_id": "cmd-1", "hook_event_name": "x"}).encode()
+    no_cli_path = "/usr/bin:/bin"
+    for path, expect_log in ((ws.env["PATH"], True), (no_cli_path, False)):
+        env = {**ws.env, "PATH": path, "CLAUDE_PROJECT_DIR": str(ws.root)}
+        lines = len(ws.log_lines())
+        claude = subprocess.run(
+            ["sh", "-c", claude_cmd], cwd=ws.root, env=env, input=payload, capture_output=True, check=False
+        )
+        cursor = subprocess.run(
+            ["sh", "-c", cursor_cmd], cwd=ws.root, env=env, input=payload, capture_output=True, check=False
+        )
+        assert (claude.returncode, claude.stdout, claude.stderr) == (0, b"", b"")
+        assert (cursor.returncode, cursor.stdout.strip(), cursor.stderr) == (0, b"{}", b"")
+        assert (len(ws.log_lines()) == lines + 2) is expect_log
