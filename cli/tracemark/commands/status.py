@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 from typing import Any
 
 NAME = "status"
@@ -80,6 +81,8 @@ def collect(root: str, contact_server: bool = True) -> dict[str, Any]:
         "spool": {"pending": len(pending), "rejected": len(rejected)},
         "server": _server_check(server) if contact_server else {"url": server, "reachable": None, "detail": "skipped"},
         "log": os.path.join(repo.state_dir, "log.txt"),
+        # Agent hooks run `tracemark` from PATH: without it they silently do nothing (by design).
+        "cli_on_path": shutil.which("tracemark"),
     }
 
 
@@ -105,4 +108,6 @@ def run(args: argparse.Namespace) -> int:
     server = info["server"]
     print(f"server:         {server['url'] or '-'} reachable={yes[server['reachable']]} ({server['detail']})")
     print(f"log:            {info['log']}")
+    if not info["cli_on_path"]:
+        print("warning: `tracemark` is not on PATH, so agent hooks cannot run it; install it on PATH")
     return 0

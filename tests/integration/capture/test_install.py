@@ -326,6 +326,7 @@ def test_status_reports_setup_sessions_and_spool(ws: Workspace) -> None:
     assert info["agent_hooks"] == {".claude/settings.json": True, ".cursor/hooks.json": False}
     assert info["sessions"] == 1
     assert info["spool"] == {"pending": 1, "rejected": 0}
+    assert info["cli_on_path"]
     text = ws.tracemark("status", "--no-server")
     assert b"all installed" in text.stdout
 
