@@ -103,6 +103,10 @@ def test_first_slice_org_push_list_dashboard_webhook_restart(served_stack: Any) 
     # Then it is listed back, and the dashboard counts it
     listed = call(served, "GET", "/v1/sessions", developer["token"], 200)
     assert [item["id"] for item in listed["items"]] == [session_id]
+    # with its AI Session Score before any pull request has seen it
+    scored = call(served, "GET", f"/v1/sessions/{session_id}", developer["token"], 200)["score"]
+    assert 0 <= scored["score"] <= 100
+    assert scored["flag"] in ("red", "yellow", "green")
     cards = call(served, "GET", "/v1/dashboard/ai", developer["token"], 200, params={"range": "7d"})
     assert cards["total_sessions"]["value"] == 1
     assert cards["active_users"]["value"] == 1

@@ -834,6 +834,7 @@ def ingest_attestation(
             _first_writes(
                 store, blobs, org, parsed, envelope_key=envelope_key, transcript=(transcript, transcript_bytes)
             )
+        record.score = _session_score(record, merged)
         merged_bytes = json.dumps(merged, sort_keys=True, separators=(",", ":")).encode()
         record.evidence_key = f"evidence/{org}/{hashlib.sha256(merged_bytes).hexdigest()}.json"
         blobs.put(record.evidence_key, merged_bytes)
@@ -875,6 +876,18 @@ def ingest_attestation(
                 logger.exception("re-correlating pull requests failed", extra={"session": record.id})
         return IngestResult(201, body)
     raise Unavailable(f"session {parsed.session_id!r} is being updated concurrently; retry")
+
+
+def _session_score(record: SessionRecord, evidence: dict[str, Any]) -> dict[str, Any] | None:
+    """The AI Session Score over all the session's commits, so `GET /v1/sessions/{id}` has one before
+    any pull request correlates it (the PR workflow then stores the PR-scoped score)."""
+    from tracemark_common.prs.correlate import session_score
+
+    try:
+        return session_score(dataclasses.replace(record, evidence=evidence))
+    except Exception:  # a scoring bug must not lose an attestation
+        logger.exception("scoring failed", extra={"session": record.id})
+        return record.score
 
 
 def _record_rollups(writer: RollupWriterLike, before: SessionFacts | None, after: SessionFacts | None) -> None:

@@ -207,7 +207,8 @@ def test_push_then_read_the_session(api: Api) -> None:
     assert one["evidence"]["data"]["session"]["id"] == "sess-1"
     assert one["commit_shas"] == [sha(1)]
     assert one["policy_results"][0]["policy"] == "token-budget"
-    assert one["prs"] == [] and one["score"] is None
+    assert one["prs"] == []
+    assert 0 <= one["score"]["score"] <= 100  # scored at ingest, before any PR (SPEC §3.6)
     # raw transcripts are readable only by their pusher and admins
     assert "raw_session" in one["evidence"]["data"]
     other = api.ok("POST", "/v1/tokens", t["admin"], 201, json_body={"subject": "eve", "kind": "user"})["token"]
