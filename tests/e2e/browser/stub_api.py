@@ -125,8 +125,11 @@ class StubApi:
                 mine = [s for s in api.sessions if s["org"] == org]
                 if path == "/v1/sessions":
                     if query.get("user"):
-                        mine = [s for s in mine if s["user"] == query["user"]]
-                    return {"items": [_list_item(s) for s in mine], "next_cursor": None}
+                        mine = [s for s in mine if s.get("user") == query["user"]]
+                    limit, start = int(query.get("limit", "50")), int(query.get("cursor") or 0)
+                    page = [_list_item(s) for s in mine[start : start + limit]]
+                    more = start + limit < len(mine)
+                    return {"items": page, "next_cursor": str(start + limit) if more else None}
                 if path.startswith("/v1/sessions/"):
                     wanted = unquote(path.removeprefix("/v1/sessions/"))
                     for session in mine:

@@ -162,7 +162,9 @@ def world_and_api() -> Iterator[tuple[Any, StubApi]]:
         writer.record_session(None, hostile)
         world.sessions[hostile.session_id] = hostile
     minimal = {"id": "minimal", "org": "acme"}  # a session with every optional field missing
-    api = StubApi(store, {"tok-acme": "acme", "tok-empty": "empty-org"}, [_session(), minimal], ref.NOW).start()
+    more = [{"id": f"m{i:02d}", "org": "acme", "user": "bo", "project": "api"} for i in range(28)]
+    sessions = [_session(), minimal, *more]
+    api = StubApi(store, {"tok-acme": "acme", "tok-empty": "empty-org"}, sessions, ref.NOW).start()
     try:
         yield world, api
     finally:
@@ -187,7 +189,7 @@ def _expected(world: Any, range_: str) -> dict[str, Any]:
 def test_cards_match_brute_force_and_range_switch_changes_them(page: Any, world_and_api: Any, artifacts: Path) -> None:
     world, api = world_and_api
     _login(page, api.url, "tok-acme")
-    page.wait_for_function("document.querySelector('[data-card=total_sessions] .value')?.textContent !== undefined")
+    page.locator('[data-card="total_sessions"] .value').wait_for()
     for range_, label in (("7d", None), ("30d", "30 days"), ("24h", "24 hours"), ("3m", "3 months")):
         if label:
             page.get_by_role("radio", name=label).check()
@@ -337,3 +339,19 @@ def test_session_with_missing_fields_and_huge_names_render_cleanly(page: Any, wo
     page.locator("#files-table, #session-rendered p.muted").first.wait_for()
     text = page.locator("#session-rendered").inner_text()
     assert "Not scored yet" in text and "No file changes recorded." in text and "minimal" in text
+
+
+def test_sessions_list_pages_and_filters(page: Any, world_and_api: Any) -> None:
+    _world, api = world_and_api
+    _login(page, api.url, "tok-acme")
+    page.get_by_role("link", name="Sessions").click()
+    rows = page.locator("#sessions-table tbody tr")
+    rows.first.wait_for()
+    assert rows.count() == 25
+    page.get_by_role("button", name="Load more").click()
+    page.wait_for_function("() => document.querySelectorAll('#sessions-table tbody tr').length === 30")
+    assert page.get_by_role("button", name="Load more").is_hidden()
+    page.get_by_role("textbox", name="User", exact=True).fill("ana@example.com")
+    page.get_by_role("button", name="Filter").click()
+    page.wait_for_function("() => document.querySelectorAll('#sessions-table tbody tr').length === 1")
+    assert any("user=ana%40example.com" in r for r in api.requests)
