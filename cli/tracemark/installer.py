@@ -342,8 +342,8 @@ def claude_command(event: str) -> str:
 
 
 def cursor_command(event: str) -> str:
-    # Cursor expects JSON on stdout on every path: `{}` comes from us, or from echo without the CLI.
-    return f"command -v tracemark >/dev/null 2>&1 && tracemark hook cursor {event} || echo '{{}}'"
+    # Cursor expects JSON on stdout on every path: `{}` comes from us, or from printf without the CLI.
+    return f"command -v tracemark >/dev/null 2>&1 && tracemark hook cursor {event} || printf '{{}}'"
 
 
 def _claude_ours(hook: object) -> bool:

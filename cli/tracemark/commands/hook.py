@@ -56,7 +56,7 @@ def main(argv: list[str]) -> int:
     if source not in ("claude", "cursor") or len(argv) < 2:
         print(USAGE, file=sys.stderr)
         if source == "cursor":
-            print("{}")
+            sys.stdout.write("{}")
         return 0
     event = argv[1]
     outcome = None
@@ -68,7 +68,7 @@ def main(argv: list[str]) -> int:
         outcome = _crash(source, event, exc)
     finally:
         if source == "cursor":
-            sys.stdout.write("{}\n")
+            sys.stdout.write("{}")
             sys.stdout.flush()
     if outcome is not None and outcome.sd is not None:
         outcome.sd.log(

@@ -73,7 +73,7 @@ class Workspace:
         if source == "claude":
             assert proc.stdout == b"", proc.stdout
         else:
-            assert proc.stdout.strip() == b"{}", proc.stdout
+            assert proc.stdout == b"{}", proc.stdout
         return proc
 
     # -- a scripted Claude Code session ---------------------------------------------------------

@@ -104,7 +104,7 @@ def test_init_merges_foreign_agent_config_and_cursor_file(bare_repo: Workspace) 
     cursor = json.loads((ws.root / ".cursor" / "hooks.json").read_text())
     assert cursor["hooks"]["afterFileEdit"][0] == {"command": ".cursor/hooks/audit.sh"}
     ours = cursor["hooks"]["afterFileEdit"][1]
-    assert ours["command"].endswith("tracemark hook cursor afterFileEdit || echo '{}'")
+    assert ours["command"].endswith("tracemark hook cursor afterFileEdit || printf '{}'")
     assert (ws.root / ".claude" / "settings.json").read_text().startswith('{\n    "permissions"')
 
 
