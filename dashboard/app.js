@@ -559,15 +559,21 @@
     box.appendChild(section("Score", typeof score.score === "number" ? [
       el("p", { class: "score" }, [el("span", { class: "score-value", text: String(score.score) }), " / 100 ", flag(score.flag, "")]),
       score.summary ? el("p", { text: String(score.summary) }) : null,
-      table("criteria-table", ["Criterion", "Flag", "Notes"], Object.keys(criteria).map(function (k) {
+      table("criteria-table", ["Criterion", "Flag", "Points", "Findings"], Object.keys(criteria).map(function (k) {
         var c = criteria[k];
         var co = obj(c);
-        return [k, flag(typeof c === "string" ? c : co.flag, ""), String(co.reason || co.summary || "")];
+        var findings = arr(co.findings).map(function (f) {
+          f = obj(f);
+          return String(f.message || "") + (typeof f.points === "number" && f.points ? " (" + f.points + ")" : "");
+        }).filter(Boolean);
+        return [k, flag(typeof c === "string" ? c : co.flag, ""), typeof co.points === "number" ? String(co.points) : "—",
+          findings.join("; ") || String(co.reason || co.summary || "") || "—"];
       }), "No criteria."),
-      arr(score.review_items).length ? el("ul", { class: "review" }, arr(score.review_items).map(function (r) {
+      arr(score.items || score.review_items).length ? el("div", null, [el("h3", { text: "Review items" }), el("ul", { class: "review" }, arr(score.items || score.review_items).map(function (r) {
         r = obj(r);
-        return el("li", { text: [r.path || r.file, ranges(r.line_ranges) !== "—" ? "lines " + ranges(r.line_ranges) : "", r.command, r.reason || r.message].filter(Boolean).join(" · ") });
-      })) : null
+        var where = [r.path || r.file, ranges(r.line_ranges) !== "—" ? "lines " + ranges(r.line_ranges) : "", r.command ? "$ " + short(r.command, 200) : ""].filter(Boolean).join(" · ");
+        return el("li", null, [where ? el("code", { text: short(where, 300) }) : null, where ? " — " : "", String(r.message || r.reason || "")]);
+      }))]) : null
     ] : [el("p", { class: "muted", text: "Not scored yet: the score is computed when the session is correlated with a pull request." })]));
 
     box.appendChild(section("Policies", [table("policies-table", ["Policy", "Status", "Gate", "Violations"], arr(s.policy_results).map(function (p) {

@@ -50,9 +50,21 @@ def _session() -> dict[str, Any]:
             "score": 72,
             "flag": "yellow",
             "summary": "Signed and complete; no tests ran after the last AI edit.",
-            "criteria": {"provenance": {"flag": "green"}, "verification": {"flag": "red", "reason": "no tests run"}},
-            "review_items": [
-                {"path": "main.go", "line_ranges": [{"start": 6, "end": 6}], "reason": "untested AI code"}
+            "criteria": {
+                "provenance": {"flag": "green", "points": 0, "findings": []},
+                "verification": {
+                    "flag": "red",
+                    "points": -20,
+                    "findings": [{"points": -20, "severity": "red", "message": "no tests run after the last AI edit"}],
+                },
+            },
+            "items": [
+                {
+                    "kind": "file",
+                    "path": "main.go",
+                    "line_ranges": [{"start": 6, "end": 6}],
+                    "message": "untested AI code",
+                },
             ],
         },
         "prs": [{"number": 17, "repository": "acme/web", "url": "https://github.com/acme/web/pull/17"}],
@@ -241,6 +253,8 @@ def test_session_page_renders_attribution_and_raw_json(page: Any, world_and_api:
     commit = page.locator("#commits-table tbody tr").first.inner_text()
     assert "main.go: 1–4, 6–9" in commit and "8 / 0" in commit and "11 / 0" in commit and "0123456789a" in commit
     assert "72" in page.locator(".score").inner_text()
+    assert "no tests run after the last AI edit (-20)" in page.locator("#criteria-table").inner_text()
+    assert "main.go · lines 6 — untested AI code" in page.locator(".review").inner_text()
     assert page.locator("#prs-table a").get_attribute("href") == "https://github.com/acme/web/pull/17"
     page.screenshot(path=str(artifacts / "session.png"), full_page=True)
     page.get_by_role("button", name="Raw JSON").click()
