@@ -365,3 +365,32 @@ def test_rebase_reorder_remaps_ranges_in_the_same_file(ws: Workspace, tmp_path: 
     assert ws.ranges(new_a) == {"f.txt": {"s-a": [[1, 1]]}}
     record = ws.record(new_c)
     assert record is not None and record["rewritten_from"] == [c]
+
+
+def test_real_cursor_2026_03_payloads_replay_cleanly(bare_repo: Workspace) -> None:
+    ws = bare_repo
+    assert ws.tracemark("init", "--project", "demo", "--cursor", "--offline").returncode == 0
+    welcome = ws.root / "public" / "app" / "plugins" / "panel" / "welcome" / "Welcome.tsx"
+    ws.human_write(str(welcome.relative_to(ws.root)), "const s = {\n      color: theme.colors.success.main,\n};\n")
+    (ws.root / ".cursor" / "hooks").mkdir(parents=True)
+    ws.commit("base")
+    # The agent's edits, as Cursor made them before firing afterFileEdit
+    welcome.write_text("const s = {\n      color: theme.colors.success.text,\n};\n")
+    (ws.root / ".cursor" / "audits").mkdir()
+    (ws.root / ".cursor" / "audits" / ".gitkeep").write_text("")
+    fixture = Path(__file__).parents[2] / "fixtures" / "capture" / "cursor_hook_payloads.real_2026-03.jsonl"
+    before = len(ws.log_lines())
+    for line in fixture.read_text().splitlines():
+        payload = json.loads(line.replace("/Users/mars/Documents/GitHub/grafanaDemoPersonal", str(ws.root)))
+        ws.hook("cursor", payload["hook_event_name"], payload)
+    results = [entry.split(" result=")[1].split()[0] for entry in ws.log_lines()[before:]]
+    assert len(results) == 8
+    assert "error" not in results and "bad-input" not in results
+    sha = ws.commit("cursor work")
+    record = ws.record(sha)
+    assert record is not None
+    welcome_entry = next(f for f in record["files"] if f["path"].endswith("Welcome.tsx"))
+    # One conversation deleted the old line, another wrote the new one
+    assert welcome_entry["sessions"]["5778024b-6f82-44e9-bc8d-cd46db7e25d5"]["removed"] == 1
+    assert welcome_entry["sessions"]["5778024b-6f82-44e9-bc8d-cd46db7e25d5"]["ranges"] == []
+    assert welcome_entry["sessions"]["edc0c8f7-87cc-46cf-8ddf-b16685e7d598"]["ranges"] == [[2, 2]]
