@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -413,3 +414,30 @@ def test_installed_agent_commands_run_with_and_without_the_cli(bare_repo: Worksp
         assert (claude.returncode, claude.stdout, claude.stderr) == (0, b"", b"")
         assert (cursor.returncode, cursor.stdout.strip(), cursor.stderr) == (0, b"{}", b"")
         assert (len(ws.log_lines()) == lines + 2) is expect_log
+
+
+def test_missing_hooks_dir_and_symlinked_foreign_hook(bare_repo: Workspace) -> None:
+    ws = bare_repo
+    hooks = ws.root / ".git" / "hooks"
+    shutil.rmtree(hooks)
+    hooks.mkdir()
+    scripts = ws.root / "scripts"
+    scripts.mkdir()
+    (scripts / "post-commit.sh").write_text("#!/bin/sh\necho linked >> .git/linked.log\n")
+    (scripts / "post-commit.sh").chmod(0o755)
+    (hooks / "post-commit").symlink_to("../../scripts/post-commit.sh")
+    assert ws.tracemark("init", "--project", "demo", "--offline").returncode == 0
+    assert (hooks / "post-commit.tracemark-chained").is_symlink()
+    ws.human_write("x.txt", "x\n")
+    ws.commit("x", "x.txt")
+    assert (ws.root / ".git" / "linked.log").read_text() == "linked\n"
+    assert ws.tracemark("uninstall", "--yes").returncode == 0
+    assert (hooks / "post-commit").is_symlink()
+    assert str((hooks / "post-commit").readlink()) == "../../scripts/post-commit.sh"
+
+
+def test_init_creates_a_missing_hooks_dir(bare_repo: Workspace) -> None:
+    ws = bare_repo
+    shutil.rmtree(ws.root / ".git" / "hooks")
+    assert ws.tracemark("init", "--project", "demo", "--offline").returncode == 0
+    assert "tracemark-managed" in (ws.root / ".git" / "hooks" / "pre-push").read_text()
