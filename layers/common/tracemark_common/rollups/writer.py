@@ -35,7 +35,7 @@ from tracemark_common.rollups.deltas import (
 from tracemark_common.rollups.facts import SessionFacts
 from tracemark_common.rollups.store import RollupStore
 
-MAX_ATTEMPTS = 60
+MAX_ATTEMPTS = 30  # with jittered backoff capped at 0.5 s: a few seconds at worst
 
 
 class RollupWriter:
