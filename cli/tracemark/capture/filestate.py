@@ -201,6 +201,13 @@ def begin_tool(sd: StateDir, repo: Repo, relpath: str, tool_key: str, owner: str
         state.reconcile(sd, data, sha)
         now = time.time_ns()
         state.prune_inflight(now)
+        # One agent (or subagent) runs its file tools on a path one at a time: an older call of the
+        # same owner still "in flight" never got its post hook (denied, failed) and is forgotten.
+        for key, value in list(state.inflight.items()):
+            if value.rpartition("|")[0] == owner:
+                del state.inflight[key]
+                if key in state.contended:
+                    state.contended.remove(key)
         if state.inflight:
             state.contended = sorted({*state.contended, *state.inflight, tool_key})
         state.inflight[tool_key] = f"{owner}|{now}"

@@ -324,10 +324,12 @@ def test_a_denied_tool_call_does_not_block_later_attribution(ws: Workspace) -> N
     tool_input = {"file_path": str(path), "content": "x"}
     # PreToolUse fires, the user denies the edit: no PostToolUse ever comes
     ws.claude("PreToolUse", "s1", tool_name="Write", tool_input=tool_input, tool_use_id="denied")
+    ws.ai_write("s1", "d.txt", "retried in the same turn\n")
+    ws.claude("PreToolUse", "s1", tool_name="Write", tool_input=tool_input, tool_use_id="denied-again")
     ws.claude("Stop", "s1")
-    ws.ai_write("s1", "d.txt", "written later\n")
+    ws.ai_write("s1", "d.txt", "retried in the same turn\nwritten later\n")
     sha = ws.commit("after a denied call")
-    assert ws.ranges(sha) == {"d.txt": {"s1": [[1, 1]]}}
+    assert ws.ranges(sha) == {"d.txt": {"s1": [[1, 2]]}}
 
 
 def test_partially_staged_file_splits_the_ai_lines_across_commits(ws: Workspace, tmp_path: Path) -> None:
