@@ -157,3 +157,45 @@ def test_log_is_rotated(ws: Workspace) -> None:
     ws.claude("Stop", "s1")
     assert (ws.state / "log.txt.1").stat().st_size == 1_100_000
     assert len(log.read_text().splitlines()) == 1
+
+
+HEAVY = (
+    "pydantic",
+    "yaml",
+    "ruamel",
+    "requests",
+    "boto3",
+    "botocore",
+    "pynamodb",
+    "regopy",
+    "cryptography",
+    "jsonschema",
+)
+
+
+@pytest.mark.parametrize(
+    ("argv", "payload"),
+    [
+        (["hook", "claude", "PreToolUse"], {"session_id": "s1", "tool_name": "Edit", "tool_input": {"file_path": "x"}}),
+        (["hook", "cursor", "afterFileEdit"], {"conversation_id": "c1", "file_path": "x", "edits": []}),
+        (["hook", "git", "post-commit"], {}),
+    ],
+)
+def test_hook_path_imports_nothing_heavy(ws: Workspace, argv: list[str], payload: dict[str, object]) -> None:
+    script = (
+        "import io, json, sys\n"
+        f"sys.stdin = io.TextIOWrapper(io.BytesIO({json.dumps(payload).encode()!r}))\n"
+        "from tracemark.main import main\n"
+        f"main({argv!r})\n"
+        f"loaded = sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r})\n"
+        "print(json.dumps(loaded), file=sys.stderr)\n"
+    )
+    proc = subprocess.run(
+        [PYTHON, "-c", script],
+        cwd=ws.root,
+        env={**ws.env, "CLAUDE_PROJECT_DIR": str(ws.root)},
+        capture_output=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stderr.decode().strip().splitlines()[-1]) == []
