@@ -169,3 +169,27 @@ def test_stale_tool_calls_stop_counting_as_in_flight(tmp_path: Path) -> None:
     assert FileState.load(sd, repo.root, "f.txt").contended == []
     assert release_session(sd, repo.root, "s2") == 1
     assert FileState.load(sd, repo.root, "f.txt").inflight == {}
+
+
+def test_shell_snapshot_skips_huge_work_trees(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import subprocess
+
+    from tracemark.capture import shell
+    from tracemark.gitutil import discover
+
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    for i in range(5):
+        (tmp_path / f"u{i}.txt").write_text("x\n")
+    repo = discover(str(tmp_path))
+    assert repo is not None
+    sd = StateDir(repo.state_dir)
+    sd.ensure()
+    monkeypatch.setattr(shell, "MAX_STATUS_ENTRIES", 3)
+    assert shell.begin_shell(sd, repo, "k", "s1", "make").startswith("skipped")
+    (tmp_path / "u0.txt").write_text("changed\n")
+    assert shell.end_shell(sd, repo, "k", "s1") == ("skipped-large-worktree", [], "make")
+    monkeypatch.setattr(shell, "MAX_STATUS_ENTRIES", 100)
+    assert shell.begin_shell(sd, repo, "k2", "s1", "touch") == "snapshot"
+    (tmp_path / "u1.txt").write_text("x\ny\n")
+    result, files, command = shell.end_shell(sd, repo, "k2", "s1")
+    assert (result, files, command) == ("ok", ["u1.txt"], "touch")
