@@ -8,18 +8,21 @@ fast path that imports only the hook module (see docs/architecture.md).
 
 from __future__ import annotations
 
-import argparse
 import importlib
-import pkgutil
 import sys
-from collections.abc import Sequence
-from types import ModuleType
+from typing import TYPE_CHECKING
 
-from tracemark import __version__
 from tracemark.errors import UserError
+
+if TYPE_CHECKING:  # argparse and pkgutil load only when a parser is built, never on the hook path
+    import argparse
+    from collections.abc import Sequence
+    from types import ModuleType
 
 
 def _command_modules() -> list[ModuleType]:
+    import pkgutil
+
     import tracemark.commands as package
 
     names = sorted(info.name for info in pkgutil.iter_modules(package.__path__) if not info.name.startswith("_"))
@@ -27,6 +30,10 @@ def _command_modules() -> list[ModuleType]:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    import argparse
+
+    from tracemark import __version__
+
     parser = argparse.ArgumentParser(prog="tracemark", description="Record, attest and review AI coding sessions.")
     parser.add_argument("--version", action="version", version=f"tracemark {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
