@@ -8,6 +8,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 SKIP = {"run_all.py", "report.py"}
+ARGS = {"hook_latency.py": ["--readme"]}  # scripts that print only unless asked to write
 
 
 def main() -> int:
@@ -16,7 +17,7 @@ def main() -> int:
         if script.name in SKIP or script.name.startswith("_"):
             continue
         print(f"== {script.name}", flush=True)
-        result = subprocess.run([sys.executable, str(script)], cwd=HERE, check=False)
+        result = subprocess.run([sys.executable, str(script), *ARGS.get(script.name, [])], cwd=HERE, check=False)
         failures += result.returncode != 0
     return 1 if failures else 0
 
