@@ -12,11 +12,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from tracemark.capture.state import atomic_write
 from tracemark.errors import UserError
 
 CREDENTIALS_FILE = "credentials.json"
@@ -74,18 +74,7 @@ class Credentials:
 def _write_private(path: Path, data: bytes) -> None:
     """Atomic write with mode 0600 from the first byte."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        Path(tmp).replace(path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            Path(tmp).unlink()
-        raise
+    atomic_write(path, data, 0o600, durable=True)
 
 
 def save_credentials(server: str, token: str, keyid: str, organization: str = "") -> Path:

@@ -17,12 +17,12 @@ import contextlib
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from tracemark.capture.state import atomic_write
 from tracemark_common import dsse
 
 FORMAT = 1
@@ -75,20 +75,6 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        Path(tmp).replace(path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            Path(tmp).unlink()
-        raise
-
-
 def file_sha256(path: Path) -> tuple[str, int]:
     digest = hashlib.sha256()
     size = 0
@@ -120,7 +106,7 @@ class Spool:
         item.envelope_sha256 = item.envelope_sha256 or dsse.envelope_digest(item.envelope)
         path = item.path or self.root / f"{item.session_id}-{item.envelope_sha256[:12]}.json"
         try:
-            _atomic_write(path, json.dumps(item.to_json(), indent=1).encode())
+            atomic_write(path, json.dumps(item.to_json(), indent=1).encode(), durable=True)
         except OSError as exc:
             raise SpoolError(f"cannot write {path.name} to the spool: {exc.strerror or exc}") from exc
         item.path = path
@@ -221,7 +207,7 @@ class Spool:
             if transcript is not None:
                 with contextlib.suppress(FileNotFoundError):
                     transcript.replace(self.rejected / transcript.name)
-            _atomic_write(
+            atomic_write(
                 self.rejected / (item_path.stem + ".reason.txt"), (reason.rstrip() + "\n").encode("utf-8", "replace")
             )
         except OSError as exc:

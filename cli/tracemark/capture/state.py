@@ -149,14 +149,19 @@ def is_traced(repo: Repo) -> bool:
     return any(os.path.isfile(os.path.join(repo.root, name)) for name in CONFIG_NAMES)
 
 
-def atomic_write(path: str, data: bytes, mode: int = 0o600) -> None:
-    """Write `data` to `path` via a temporary file and rename (readers never see half a file)."""
+def atomic_write(path: str | os.PathLike[str], data: bytes, mode: int = 0o600, *, durable: bool = False) -> None:
+    """Write `data` to `path` via a temporary file and rename (readers never see half a file); the
+    file has `mode` from its first byte. `durable` also fsyncs (spool, credentials; not hooks)."""
+    path = os.fspath(path)
     directory = os.path.dirname(path) or "."
     tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.{time.monotonic_ns()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
+            if durable:
+                handle.flush()
+                os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
