@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -23,8 +21,7 @@ import requests
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from report import update_section
-from serve_bench import free_port, stop
+from report import ADMIN_TOKEN, start_serve, stop, update_section
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "unit" / "backend"))
@@ -37,42 +34,11 @@ from tracemark_common import dsse  # noqa: E402
 from tracemark_common.prs.signature import signature_for  # noqa: E402
 from tracemark_local.fake_github import FakeGitHub  # noqa: E402
 
-ADMIN = "bench-admin-token-0123456789abcdefghijkl"
+ADMIN = ADMIN_TOKEN
 APP_ID = "4242"
 SECRET = "bench-webhook-secret"  # noqa: S105 - a throwaway local secret
 CASES = ((10, 2), (250, 20), (400, 20))  # (commits, sessions)
 RUNS = 3
-
-
-def start_serve(data_dir: str, github: FakeGitHub, key_path: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MOTO_"))},
-        "TRACEMARK_ADMIN_TOKEN": ADMIN,
-        "TRACEMARK_GITHUB_APP_ID": APP_ID,
-        "TRACEMARK_GITHUB_PRIVATE_KEY": str(key_path),
-        "TRACEMARK_GITHUB_WEBHOOK_SECRET": SECRET,
-        "GITHUB_API_URL": github.url,
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tracemark", "serve", "--port", str(port), "--data-dir", data_dir, "--quiet"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(f"{url}/healthz", timeout=10).status_code == 200:
-                return process, url
-        except requests.RequestException:
-            pass
-        if process.poll() is not None:
-            raise SystemExit(f"serve exited: {process.stderr.read().decode() if process.stderr else ''}")
-        time.sleep(0.05)
-    raise SystemExit("serve did not answer within 90 s")
 
 
 def call(url: str, method: str, path: str, token: str, status: int, **kwargs: Any) -> Any:
@@ -177,7 +143,15 @@ def main() -> int:
                 serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
             )
         )
-        process, url = start_serve(str(Path(tmp) / "data"), github, key_path)
+        process, url, _ = start_serve(
+            str(Path(tmp) / "data"),
+            {
+                "TRACEMARK_GITHUB_APP_ID": APP_ID,
+                "TRACEMARK_GITHUB_PRIVATE_KEY": str(key_path),
+                "TRACEMARK_GITHUB_WEBHOOK_SECRET": SECRET,
+                "GITHUB_API_URL": github.url,
+            },
+        )
         try:
             rows = [run_case(url, github, n, s, i) for i, (n, s) in enumerate(CASES, start=1)]
         finally:

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -19,39 +17,13 @@ from typing import Any
 
 import requests
 
-from report import percentile, update_section
-from serve_bench import free_port, stop
+from report import ADMIN_TOKEN, percentile, start_serve, stop, update_section
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURE = ROOT / "tests" / "fixtures" / "chainloop" / "ai-coding-session.json"
-ADMIN = "bench-admin-token-0123456789abcdefghijkl"
+ADMIN = ADMIN_TOKEN
 SMALL_RUNS = 40
 LARGE_RUNS = 5
-
-
-def start_serve(data_dir: str) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    env = {**os.environ, "TRACEMARK_ADMIN_TOKEN": ADMIN}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tracemark", "serve", "--port", str(port), "--data-dir", data_dir, "--quiet"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(f"{url}/healthz", timeout=5).status_code == 200:
-                return process, url
-        except requests.RequestException:
-            pass
-        if process.poll() is not None:
-            raise SystemExit(f"serve exited: {process.stderr.read().decode() if process.stderr else ''}")
-        time.sleep(0.1)
-    stop(process)
-    raise SystemExit("serve did not answer within 120 s")
 
 
 def evidence(session_id: str, size: int) -> dict[str, Any]:
@@ -134,7 +106,7 @@ def row(what: str, size: int, samples: list[float]) -> str:
 
 def main() -> int:
     with tempfile.TemporaryDirectory() as data_dir:
-        process, url = start_serve(data_dir)
+        process, url, _ = start_serve(data_dir)
         try:
             org, token, key = setup(url)
             small = [envelope_for(org, f"small-{n}", 50 * 1024, key) for n in range(SMALL_RUNS)]

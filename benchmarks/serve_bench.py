@@ -8,59 +8,18 @@ from __future__ import annotations
 
 import os
 import re
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 import requests
 
-from report import percentile, update_section
+from report import ADMIN_TOKEN, ROOT, percentile, start_serve, stop, update_section
 
-ROOT = Path(__file__).resolve().parent.parent
 RUNS = 3
 REQUESTS = 200
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def start_serve(data_dir: str) -> tuple[subprocess.Popen[bytes], str, float]:
-    port = free_port()
-    env = {**os.environ, "TRACEMARK_ADMIN_TOKEN": "bench-admin-token-0123456789abcdefghijkl"}
-    started = time.perf_counter()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tracemark", "serve", "--port", str(port), "--data-dir", data_dir, "--quiet"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    url = f"http://127.0.0.1:{port}"
-    while True:
-        try:
-            if requests.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return process, url, time.perf_counter() - started
-        except requests.RequestException:
-            pass
-        if process.poll() is not None:
-            raise SystemExit(f"serve exited: {process.stderr.read().decode() if process.stderr else ''}")
-        if time.perf_counter() - started > 60:
-            process.kill()
-            raise SystemExit("serve did not answer within 60 s")
-        time.sleep(0.02)
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    process.send_signal(signal.SIGINT)
-    process.wait(timeout=30)
 
 
 def latency(url: str, path: str, headers: dict[str, str]) -> list[float]:
@@ -96,7 +55,7 @@ def main() -> None:
             stop(process)
         process, url, _ = start_serve(data_dir)
         try:
-            token = {"Authorization": "Bearer bench-admin-token-0123456789abcdefghijkl"}
+            token = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
             health = latency(url, "/healthz", {})
             whoami = latency(url, "/v1/whoami", token)
             missing = latency(url, "/v1/no-such-route", {})
