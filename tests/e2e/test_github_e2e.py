@@ -5,16 +5,16 @@ from __future__ import annotations
 
 import json
 import math
-import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
+from e2e_helpers import deliver as send_webhook
+from e2e_helpers import eventually
 
 from tracemark_common.prs.render import CHECK_NAME, MARKER
-from tracemark_common.prs.signature import signature_for
 
 pytestmark = pytest.mark.slow
 
@@ -26,18 +26,7 @@ def payload(name: str) -> dict[str, Any]:
 
 
 def deliver(served: Any, event: str, body: dict[str, Any]) -> dict[str, Any]:
-    data = json.dumps(body).encode()
-    response = requests.post(
-        served.webhook_url,
-        data=data,
-        headers={
-            "Content-Type": "application/json",
-            "X-GitHub-Event": event,
-            "X-GitHub-Delivery": str(uuid.uuid4()),
-            "X-Hub-Signature-256": signature_for(served.webhook_secret, data),
-        },
-        timeout=30,
-    )
+    response = send_webhook(served, event, body)
     assert response.status_code == 202, response.text
     result: dict[str, Any] = response.json()
     return result
@@ -49,17 +38,6 @@ def api(served: Any, method: str, path: str, token: str, status: int = 200, **kw
     )
     assert response.status_code == status, response.text
     return response.json()
-
-
-def eventually(check: Any, what: str, deadline_s: float = 60.0) -> Any:
-    """Poll until `check()` is truthy (the workflow runs asynchronously); not a timing assertion."""
-    end = time.monotonic() + deadline_s
-    while time.monotonic() < end:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"gave up waiting for {what}")
 
 
 def test_pull_request_life_cycle_through_tracemark_serve(served_stack: Any) -> None:

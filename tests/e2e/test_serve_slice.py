@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,46 +19,14 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit" / "backend"))
 
 from attest_builders import commit_entry, evidence, public_pem, sign, statement
+from e2e_helpers import call, deliver, eventually
 
 from tracemark_common import dsse
 from tracemark_common.prs.render import CHECK_NAME, MARKER
-from tracemark_common.prs.signature import signature_for
 
 pytestmark = pytest.mark.slow
 REPO_ROOT = Path(__file__).resolve().parents[2]
 GITHUB_FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "github"
-
-
-def call(served: Any, method: str, path: str, token: str | None, status: int, **kwargs: Any) -> Any:
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    response = requests.request(method, served.url + path, headers=headers, timeout=30, **kwargs)
-    assert response.status_code == status, f"{method} {path}: {response.status_code} {response.text}"
-    return response.json() if response.content else None
-
-
-def deliver(served: Any, event: str, body: dict[str, Any]) -> requests.Response:
-    data = json.dumps(body).encode()
-    return requests.post(
-        served.webhook_url,
-        data=data,
-        headers={
-            "Content-Type": "application/json",
-            "X-GitHub-Event": event,
-            "X-GitHub-Delivery": str(uuid.uuid4()),
-            "X-Hub-Signature-256": signature_for(served.webhook_secret, data),
-        },
-        timeout=30,
-    )
-
-
-def eventually(check: Any, what: str, deadline_s: float = 60.0) -> Any:
-    end = time.monotonic() + deadline_s
-    while time.monotonic() < end:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"gave up waiting for {what}")
 
 
 def test_first_slice_org_push_list_dashboard_webhook_restart(served_stack: Any) -> None:
