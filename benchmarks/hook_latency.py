@@ -98,7 +98,24 @@ def measure(rounds: int) -> dict[str, list[float]]:
     tmp = Path(tempfile.mkdtemp(prefix="tracemark-bench-"))
     try:
         root, env = _setup(tmp)
-        times: dict[str, list[float]] = {"baseline": [], "pre": [], "post": [], "commit-msg": [], "post-commit": []}
+        times: dict[str, list[float]] = {
+            "baseline": [],
+            "pre": [],
+            "post": [],
+            "commit-msg": [],
+            "post-commit": [],
+            "pre-push": [],
+        }
+        # A second repository with tracemark set up but only human commits: what most pushes see.
+        (tmp / "human").mkdir()
+        human_root, human_env = _setup(tmp / "human")
+        (human_root / "f00.py").write_text("changed_by_a_human = True\n")
+        _git(human_root, human_env, "commit", "-q", "-a", "-m", "a human change")
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=human_root, env=human_env, check=True, capture_output=True, text=True
+        ).stdout.strip()
+        push_stdin = f"refs/heads/main {head} refs/heads/main {'0' * 40}\n".encode()
+        pre_push = [str(human_root / ".git" / "hooks" / "pre-push"), "origin", "https://example.invalid/repo.git"]
         big = root / "big.py"
         lines = big.read_text().splitlines(keepends=True)
         # Agent edits on the 50 files, then stage them: the state a real 50-file commit sees.
@@ -138,6 +155,7 @@ def measure(rounds: int) -> dict[str, list[float]]:
             )
             msg.write_text("A 50-file change\n\nWith a body.\n")
             times["commit-msg"].append(_run([str(hooks / "commit-msg"), str(msg)], root, env))
+            times["pre-push"].append(_run(pre_push, human_root, human_env, push_stdin))
         _git(root, env, "add", "f00.py")
         subprocess.run(
             ["git", "commit", "-q", "--no-verify", "-a", "-m", "bench commit"], cwd=root, env=env, check=True
@@ -156,12 +174,13 @@ def main() -> int:
     args = parser.parse_args()
     times = measure(args.rounds)
     base = percentile(times["baseline"], 0.5)
-    rows = [f"| `{sys.executable} -c pass` (baseline) | {base:.1f} ms | 1.00x |"]
+    rows = [f"| `.venv/bin/python -c pass` (baseline) | {base:.1f} ms | 1.00x |"]
     labels = {
         "pre": "PreToolUse Edit, 2,000-line file",
         "post": "PostToolUse Edit, 2,000-line file",
         "commit-msg": "commit-msg, 50 AI-edited files staged",
         "post-commit": "post-commit, 50-file commit",
+        "pre-push": "pre-push, no AI commits being pushed",
     }
     for key, label in labels.items():
         median = percentile(times[key], 0.5)
