@@ -25,6 +25,7 @@ from tracemark.capture.state import StateDir, atomic_write, sha256_hex
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
     from tracemark.gitutil import Repo
@@ -405,17 +406,24 @@ def merge_claude(data: dict[str, Any]) -> dict[str, Any]:
             raise InstallError(
                 f'.claude/settings.json: hooks "{event}" is not a list', "fix the file and run init again"
             )
-        ours = [i for i, g in enumerate(groups) if isinstance(g, dict) and any(map(_claude_ours, g.get("hooks") or []))]
-        new_groups = list(groups)
-        if ours:
-            new_groups[ours[0]] = group
-            for index in reversed(ours[1:]):
-                del new_groups[index]
-        else:
-            new_groups.append(group)
-        merged_hooks[event] = new_groups
+        merged_hooks[event] = _put_ours(
+            groups, group, lambda g: isinstance(g, dict) and any(map(_claude_ours, g.get("hooks") or []))
+        )
     merged["hooks"] = merged_hooks
     return merged
+
+
+def _put_ours(items: list[Any], ours: Any, is_ours: Callable[[Any], bool]) -> list[Any]:
+    """`items` with our entry in place of the first of ours (later copies dropped), else appended:
+    re-running init changes nothing and foreign entries keep their order."""
+    positions = [index for index, item in enumerate(items) if is_ours(item)]
+    if not positions:
+        return [*items, ours]
+    out = list(items)
+    out[positions[0]] = ours
+    for index in reversed(positions[1:]):
+        del out[index]
+    return out
 
 
 def unmerge_claude(data: dict[str, Any]) -> dict[str, Any]:
@@ -461,15 +469,7 @@ def merge_cursor(data: dict[str, Any]) -> dict[str, Any]:
         entries = merged_hooks.get(event, [])
         if not isinstance(entries, list):
             raise InstallError(f'.cursor/hooks.json: hooks "{event}" is not a list', "fix the file and run init again")
-        ours = [i for i, e in enumerate(entries) if _cursor_ours(e)]
-        new_entries = list(entries)
-        if ours:
-            new_entries[ours[0]] = entry
-            for index in reversed(ours[1:]):
-                del new_entries[index]
-        else:
-            new_entries.append(entry)
-        merged_hooks[event] = new_entries
+        merged_hooks[event] = _put_ours(entries, entry, _cursor_ours)
     merged["hooks"] = merged_hooks
     return merged
 
