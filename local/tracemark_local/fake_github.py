@@ -339,7 +339,8 @@ class FakeGitHub:
     def _control(self, method: str, path: str, body: Any) -> Response:
         """The model over HTTP, for demos driven from another process (never part of GitHub's API):
         `POST /_fake/repos {"full_name", "repo_id", "installation_id"}`,
-        `POST /_fake/pulls {"full_name", "number", "messages", "labels"?}`,
+        `POST /_fake/pulls {"full_name", "number", "messages", "shas"?, "title"?, "head_ref"?, "labels"?}`
+        (`shas`: the commits' real ids, one per message, e.g. from a local repository),
         `POST /_fake/push {"full_name", "number", "messages"}`,
         `POST /_fake/labels {"full_name", "number", "labels"}`, `POST /_fake/close {"full_name", "number"}`,
         `GET /_fake/state` (comments, check runs, calls)."""
@@ -366,8 +367,12 @@ class FakeGitHub:
                     data["full_name"],
                     int(data["number"]),
                     list(data["messages"]),
+                    title=str(data.get("title") or "A change"),
                     labels=list(data.get("labels") or []),
+                    shas=_shas(data.get("shas"), len(data["messages"])),
                 )
+                if data.get("head_ref"):
+                    pull.head_ref = str(data["head_ref"])
                 return _json(201, {"number": pull.number, "head_sha": pull.head_sha})
             pull = self.pull(data["full_name"], int(data["number"]))
             if path == "/_fake/push":
@@ -627,6 +632,17 @@ def _check_run_problem(body: dict[str, Any]) -> str | None:
         if len(output.get("annotations") or []) > 50:
             return "at most 50 annotations per request"
     return None
+
+
+def _shas(value: Any, count: int) -> list[str] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or len(value) != count or not all(_SHA.fullmatch(str(v)) for v in value):
+        raise ValueError("shas must be one 40-hex commit id per message")
+    return [str(v) for v in value]
+
+
+_SHA = re.compile(r"[0-9a-f]{40}")
 
 
 def _public(item: dict[str, Any]) -> dict[str, Any]:

@@ -12,6 +12,7 @@ import contextlib
 import errno
 import mimetypes
 import os
+import secrets
 import signal
 import socket
 import sys
@@ -23,12 +24,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tracemark_local import s3_gate
+
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
+    from tracemark_local.fake_github import FakeGitHub
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8787
 DEFAULT_DATA_DIR = ".tracemark-data"
+# Written into the data dir while serve runs (mode 0600), removed on a clean stop: how
+# `tracemark demo` and other local scripts find the URL, the admin token and the GitHub side.
+DISCOVERY_FILE = "serve.json"
+FAKE_GITHUB_APP_ID = "1"
 
 
 class ServeError(Exception):
@@ -56,6 +65,9 @@ class ServeApp:
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "/")
         if path.startswith("/_s3/"):
+            denied = s3_gate.check(environ, s3_gate.Credentials.from_env())
+            if denied is not None:  # moto checks no signature: only our own signed S3 requests pass
+                return s3_gate.forbidden(denied, start_response)
             forwarded = dict(environ)
             forwarded["PATH_INFO"] = path[len("/_s3") :]
             for key in ("RAW_URI", "REQUEST_URI"):
@@ -150,7 +162,7 @@ def _base_env() -> None:
     warnings.filterwarnings("ignore", message="No application metrics to publish")
     defaults = {
         "AWS_ACCESS_KEY_ID": "tracemark-local",
-        "AWS_SECRET_ACCESS_KEY": "tracemark-local",
+        "AWS_SECRET_ACCESS_KEY": secrets.token_hex(20),  # signs what /_s3/ lets through (s3_gate)
         "AWS_DEFAULT_REGION": "us-east-1",
         "POWERTOOLS_TRACE_DISABLED": "true",
         "POWERTOOLS_METRICS_DISABLED": "true",
@@ -161,6 +173,34 @@ def _base_env() -> None:
     os.environ["AWS_DEFAULT_REGION"] = "us-east-1"
     for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
         os.environ.pop(key, None)
+
+
+def _start_fake_github(private_key_pem: str, lifetime: str | None) -> FakeGitHub | None:
+    """With no GitHub App configured (neither GITHUB_API_URL nor TRACEMARK_GITHUB_APP_ID), serve
+    runs the fake GitHub on loopback, with the App key of the data dir, so `tracemark demo` can open
+    pull requests and see the comment and check run the workflow publishes."""
+    if os.environ.get("GITHUB_API_URL") or os.environ.get("TRACEMARK_GITHUB_APP_ID"):
+        return None
+    from cryptography.hazmat.primitives import serialization
+
+    from tracemark_local.fake_github import FakeGitHub
+
+    key = serialization.load_pem_private_key(private_key_pem.encode(), password=None)
+    public = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    seconds = float(lifetime) + 60 if lifetime else 365 * 24 * 3600.0
+    return FakeGitHub(app_id=FAKE_GITHUB_APP_ID, public_key_pem=public.decode(), max_lifetime_seconds=seconds).start()
+
+
+def write_discovery(data_dir: Path, info: dict[str, Any]) -> Path:
+    """`<data dir>/serve.json`, mode 0600 (it holds the admin token and the webhook secret)."""
+    import json
+
+    from tracemark_local.persist import atomic_write
+
+    path = data_dir / DISCOVERY_FILE
+    atomic_write(path, (json.dumps(info, indent=2) + "\n").encode())  # mkstemp: created 0600
+    path.chmod(0o600)
+    return path
 
 
 def run(options: ServeOptions) -> int:  # noqa: PLR0915 - start-up reads best as one sequence
@@ -187,6 +227,8 @@ def run(options: ServeOptions) -> int:  # noqa: PLR0915 - start-up reads best as
     server = _bind(options.host, options.port, late_app)
     public_host = "127.0.0.1" if options.host in ("0.0.0.0", "::") else options.host  # noqa: S104
     public_url = f"http://{public_host}:{server.server_port}"
+    lifetime = os.environ.get("TRACEMARK_SERVE_MAX_SECONDS")
+    fake_github = _start_fake_github(secret_values["GitHubPrivateKeySecretArn"], lifetime)
 
     from moto.core.config import default_user_config
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
@@ -211,9 +253,10 @@ def run(options: ServeOptions) -> int:  # noqa: PLR0915 - start-up reads best as
     os.environ["MOTO_PORT"] = str(moto_port)  # moto's Step Functions executor calls Lambda here
     os.environ["AWS_ENDPOINT_URL_S3"] = f"{public_url}/_s3"  # presigned URLs at the serve origin
 
+    github_api_url = fake_github.url if fake_github else os.environ.get("GITHUB_API_URL", "https://api.github.com")
     parameters = {
-        "GitHubAppId": os.environ.get("TRACEMARK_GITHUB_APP_ID", ""),
-        "GitHubApiUrl": os.environ.get("GITHUB_API_URL", "https://api.github.com"),
+        "GitHubAppId": FAKE_GITHUB_APP_ID if fake_github else os.environ.get("TRACEMARK_GITHUB_APP_ID", ""),
+        "GitHubApiUrl": github_api_url,
         "DashboardOrigin": public_url,
         "LogLevel": os.environ.get("TRACEMARK_LOG_LEVEL", "WARNING").upper(),
     }
@@ -242,7 +285,6 @@ def run(options: ServeOptions) -> int:  # noqa: PLR0915 - start-up reads best as
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    lifetime = os.environ.get("TRACEMARK_SERVE_MAX_SECONDS")
     if lifetime:  # tests and demos: a server that always stops itself
         timer = threading.Timer(float(lifetime), stop.set)
         timer.daemon = True
@@ -250,8 +292,28 @@ def run(options: ServeOptions) -> int:  # noqa: PLR0915 - start-up reads best as
     server_thread = threading.Thread(target=server.serve_forever, name="http", daemon=True)
     server_thread.start()
 
+    discovery = write_discovery(
+        data_dir,
+        {
+            "url": public_url,
+            "dashboard_url": f"{public_url}/",
+            "webhook_url": f"{public_url}/github/webhook",
+            "admin_token": stack.admin_token,
+            "webhook_secret": secret_values["GitHubWebhookSecretArn"],
+            "github_api_url": github_api_url,
+            "fake_github": fake_github is not None,
+            "pid": os.getpid(),
+        },
+    )
+
     elapsed = time.monotonic() - started
     if not options.quiet:
+        github_line = (
+            f"  GitHub:       a fake GitHub at {github_api_url} (for `make demo`; set GITHUB_API_URL and "
+            "TRACEMARK_GITHUB_APP_ID for a real App)"
+            if fake_github
+            else f"  GitHub:       {github_api_url}"
+        )
         print(
             "\n".join(
                 [
@@ -259,6 +321,7 @@ def run(options: ServeOptions) -> int:  # noqa: PLR0915 - start-up reads best as
                     f"  Dashboard:    {public_url}/",
                     f"  API:          {public_url}/v1/  (OpenAPI: {public_url}/v1/openapi.json)",
                     f"  Webhook URL:  {public_url}/github/webhook",
+                    github_line,
                     f"  Admin token:  {stack.admin_token}",
                     f"  Data dir:     {data_dir}  (restored {restored['items']} items, {restored['objects']} objects)",
                     "Press Ctrl-C to stop.",
@@ -269,9 +332,13 @@ def run(options: ServeOptions) -> int:  # noqa: PLR0915 - start-up reads best as
     stop.wait()
     if not options.quiet:
         print("\nstopping: saving data ...", flush=True)
+    with contextlib.suppress(OSError):
+        discovery.unlink()
     server.shutdown()
     flusher.stop()
     moto_server.shutdown()
+    if fake_github is not None:
+        fake_github.stop()
     if flusher.last_error:
         print(f"tracemark serve: could not save data: {flusher.last_error}", file=sys.stderr)
         return 1
