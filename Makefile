@@ -1,5 +1,6 @@
-# Tracemark — the two commands that set up everything on a fresh machine:
+# Tracemark — the commands that set up everything on a fresh machine:
 #   make serve   local backend on moto (creates .venv, installs, prints URL and admin token)
+#   make demo    (with `make serve` running in another terminal) the five-minute tour
 #   make test    the whole suite (installs Debian's chromium for the browser tests)
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -8,6 +9,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 SERVE_ARGS ?=
+DEMO_ARGS ?=
 
 .PHONY: serve test install chromium lint typecheck pytest requirements check-requirements bench demo clean
 
@@ -28,6 +30,12 @@ chromium:
 
 serve: install
 	$(BIN)/tracemark serve $(SERVE_ARGS)
+
+# The five-minute tour against the `make serve` running in another terminal (found through
+# .tracemark-data/serve.json): sample repo, a real Claude Code session replayed through the hooks,
+# commit, push, a PR on serve's fake GitHub; prints the comment, the check run and the dashboard URL.
+demo: install
+	@$(BIN)/tracemark demo $(DEMO_ARGS)
 
 lint: install
 	$(BIN)/ruff check .
