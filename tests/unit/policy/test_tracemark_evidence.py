@@ -55,3 +55,18 @@ def test_shell_commands_written_by_the_cli_are_read(tracemark_evidence: dict[str
     assert commands  # the transcript ran Bash
     result = run_builtin("no-dangerous-commands", tracemark_evidence, forbidden_patterns=r"^rm\s")
     assert result["status"] == "fail"
+
+
+@pytest.mark.parametrize("model", ["composer-2", "default"])
+def test_builtin_contract_approves_the_models_cursor_hooks_report(
+    tracemark_evidence: dict[str, Any], model: str
+) -> None:
+    # Real Cursor hook payloads (tests/fixtures/capture/cursor_hook_payloads.*) name the model
+    # `composer-2`, or `default` in Auto mode: the advisory defaults must pass a typical Cursor session.
+    evidence = copy.deepcopy(tracemark_evidence)
+    evidence["data"]["agent"]["name"] = "cursor"
+    evidence["data"]["model"] = {"models_used": [model], "primary": model}
+    report = evaluate_session(None, {}, False, evidence)
+    statuses = {r["policy"]: r["status"] for r in report.results}
+    assert statuses["approved-models"] == "pass"
+    assert statuses["agents-allowed"] == "pass"
