@@ -52,8 +52,25 @@ def _cell(text: str) -> str:
 
 
 def _text(text: str) -> str:
-    """Text for a list item or a paragraph (outside tables): one line, no HTML, no code spans."""
-    return re.sub(r"[\r\n`<>]", lambda m: {"<": "&lt;", ">": "&gt;"}.get(m.group(), " "), text)
+    """Text for a list item or a paragraph (outside tables): one line, no HTML, no code spans,
+    no links or images (session data is untrusted: paths and commands come from the evidence)."""
+    return re.sub(
+        r"[\r\n`<>\[\]]", lambda m: {"<": "&lt;", ">": "&gt;", "[": "\\[", "]": "\\]"}.get(m.group(), " "), text
+    )
+
+
+def _code(text: str) -> str:
+    """Text inside a code span: one line and no backtick; nothing in it is rendered."""
+    return re.sub(r"[\r\n`]", " ", text)
+
+
+def _link_text(text: str) -> str:
+    """The text of a Markdown link inside a table: one line, no HTML, no nested links or cells."""
+    return re.sub(
+        r"[\r\n`<>\[\]|]",
+        lambda m: {"<": "&lt;", ">": "&gt;", "[": "\\[", "]": "\\]", "|": "\\|"}.get(m.group(), " "),
+        text,
+    )
 
 
 def _tokens(value: int) -> str:
@@ -143,7 +160,7 @@ def _missing(correlation: Correlation, limit: int = 50) -> list[str]:
 
 
 def _file_line(row: FileRow, links: Links) -> str:
-    label = row.path.replace("[", "\\[").replace("]", "\\]").replace("|", "\\|")
+    label = _link_text(row.path)
     ranges = ", ".join(f"{a}–{b}" if a != b else str(a) for a, b in row.line_ranges[:10])
     if len(row.line_ranges) > 10:
         ranges += ", …"
@@ -189,7 +206,7 @@ def _details(row: SessionRow, links: Links, max_files: int | None = None) -> str
                     where += " lines " + ", ".join(f"{a}–{b}" for a, b in item.line_ranges[:5])
                 lines.append(f"- {where}: {_text(item.message)}")
             elif item.command is not None:
-                lines.append(f"- `{_text(item.command)[:200]}`: {_text(item.message)}")
+                lines.append(f"- `{_code(item.command)[:200]}`: {_text(item.message)}")
             else:
                 lines.append(f"- {_text(item.message)}")
     lines += ["", "</details>"]
@@ -308,7 +325,8 @@ def render_check(correlation: Correlation, *, skip_missing: bool) -> CheckResult
     if rows:
         lines += ["## Sessions", ""]
         lines += [
-            f"- `{row.id}`: {FLAG_ICON[row.score.flag]} {row.score.score}/100, {row.agent}, {row.model}" for row in rows
+            f"- `{row.id}`: {FLAG_ICON[row.score.flag]} {row.score.score}/100, {_cell(row.agent)}, {_cell(row.model)}"
+            for row in rows
         ]
     summary = "\n".join(lines)
     if len(summary) > CHECK_TEXT_LIMIT:
