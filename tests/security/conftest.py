@@ -76,3 +76,21 @@ def new_tenant(stack: Any) -> Callable[[], Tenant]:
         return Tenant(org, admin, stack)
 
     return make
+
+
+def _load_e2e_fixtures() -> Any:
+    """`served_stack` (the real `tracemark serve` in a subprocess) from tests/e2e/conftest.py."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "e2e" / "conftest.py"
+    spec = importlib.util.spec_from_file_location("tracemark_security_e2e_fixtures", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+_e2e = _load_e2e_fixtures()
+github_app_key = _e2e.github_app_key
+served_stack = _e2e.served_stack

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import boto3
+from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from tracemark_common.errors import PayloadTooLarge
@@ -20,7 +21,9 @@ class S3Blobs:
     @property
     def client(self) -> Any:
         if self._client is None:
-            self._client = boto3.client("s3")
+            # SigV4 everywhere: presigned GETs of SSE-KMS objects need it, and `tracemark serve`
+            # forwards only SigV4-signed requests to moto (tracemark_local.s3_gate).
+            self._client = boto3.client("s3", config=Config(signature_version="s3v4"))
         return self._client
 
     def put(self, key: str, data: bytes, content_type: str = "application/json") -> None:
