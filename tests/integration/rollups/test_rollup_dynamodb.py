@@ -199,3 +199,58 @@ def test_wide_session_is_split_under_the_expression_limit(db: Db) -> None:
     assert len(result["model_breakdown"]) == 150
     assert result["cards"]["ai_authored_code"]["all_lines"] == 120
     assert result["cards"]["total_sessions"]["value"] == 6
+
+
+class ItemCountingClient(CountingClient):
+    """Counts the items each BatchGetItem returns, and the attributes of each."""
+
+    def __init__(self, client: Any) -> None:
+        super().__init__(client)
+        self.items: list[int] = []
+
+    def batch_get_item(self, **kwargs: Any) -> Any:
+        self.calls["batch_get_item"] = self.calls.get("batch_get_item", 0) + 1
+        response = self._client.batch_get_item(**kwargs)
+        for items in response.get("Responses", {}).values():
+            self.items.extend(len(item) for item in items)
+        return response
+
+
+def test_a_day_of_hours_is_one_item_and_reads_project_three_attributes(db: Db) -> None:
+    # Given sessions in 30 different hours of the last 48 (a busy organisation)
+    from datetime import timedelta
+
+    writer = RollupWriter(DynamoRollupStore(db.table, db.client))
+    for hour in range(30):
+        facts = SessionFacts(
+            org="busy", project="web", session_id=f"h{hour}", user=f"u{hour % 7}", user_kind="user",
+            at=ref.NOW - timedelta(hours=hour), total_tokens=hour + 1,
+        )  # fmt: skip
+        writer.record_session(None, facts)
+    # When the 24h dashboard is read
+    client = ItemCountingClient(db.client)
+    result = query_dashboard(DynamoRollupStore(db.table, client), "busy", "24h", None, ref.NOW)
+    # Then one request returned at most 3 items (the days the 48 hours touch), each with pk, sk, b only
+    assert client.calls == {"batch_get_item": 1}
+    assert 2 <= len(client.items) <= 3 and set(client.items) == {3}
+    assert result["cards"]["total_sessions"] == {"value": 24, "previous": 6, "delta": 18, "delta_pct": 300.0}
+    assert [p["sessions"] for p in result["series"]] == [1] * 24
+
+
+def test_a_damaged_bucket_is_a_clear_503_not_a_crash(db: Db) -> None:
+    from tracemark_common.errors import Unavailable
+    from tracemark_common.rollups.buckets import bucket_index, bucket_key, scope_id
+
+    RollupWriter(DynamoRollupStore(db.table, db.client)).record_session(
+        None, SessionFacts(org="dmg", project="web", session_id="s", user="u", user_kind="user", at=ref.NOW)
+    )
+    key = bucket_key(scope_id("dmg"), "D", bucket_index("D", ref.NOW))
+    db.client.update_item(
+        TableName=db.table,
+        Key={"pk": {"S": key[0]}, "sk": {"S": key[1]}},
+        UpdateExpression="SET b = :b",
+        ExpressionAttributeValues={":b": {"B": b"not a bucket"}},
+    )
+    with pytest.raises(Unavailable) as info:
+        query_dashboard(DynamoRollupStore(db.table, db.client), "dmg", "7d", None, ref.NOW)
+    assert info.value.code == "rollup_unavailable"

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 import pytest
 from rollup_reference import NOW
 
 from tracemark_common.errors import Unavailable
 from tracemark_common.rollups import CommitLines, InMemoryRollupStore, RollupWriter, SessionFacts, query_dashboard
+from tracemark_common.rollups.bucket import Bucket
 from tracemark_common.rollups.buckets import Key
-from tracemark_common.rollups.deltas import CommitState, apply_detail
+from tracemark_common.rollups.deltas import BucketDelta, CommitState
 
 
 class RacingStore(InMemoryRollupStore):
@@ -25,8 +24,8 @@ class RacingStore(InMemoryRollupStore):
         self.lost[key] = self.lost.get(key, 0) + 1
         return self.lost[key] <= self.losses
 
-    def put_detail(self, key: Key, counters: Mapping[str, int], detail: Mapping[str, int | str], version: int) -> bool:
-        return False if self._lose(key) else super().put_detail(key, counters, detail, version)
+    def put_bucket(self, key: Key, bucket: Bucket, version: int) -> bool:
+        return False if self._lose(key) else super().put_bucket(key, bucket, version)
 
     def put_commit(self, key: Key, state: CommitState) -> bool:
         return False if self._lose(key) else super().put_commit(key, state)
@@ -62,7 +61,15 @@ def test_persistent_contention_is_a_clear_503() -> None:
     assert info.value.code == "rollup_contention"
 
 
-def test_detail_drops_users_and_models_that_no_longer_count() -> None:
-    detail = apply_detail({}, {"us#u1": 1, "ut#u1": 7, "ms#m1": 1}, {"un#u1": "ana", "uk#u1": "user", "mn#m1": "gpt"})
-    assert detail == {"us#u1": 1, "ut#u1": 7, "ms#m1": 1, "un#u1": "ana", "uk#u1": "user", "mn#m1": "gpt"}
-    assert apply_detail(detail, {"us#u1": -1, "ut#u1": -7, "ms#m1": -1}, {}) == {}
+def test_bucket_drops_users_and_models_that_no_longer_count() -> None:
+    u1, m1 = "1" * 16, "2" * 16
+    added = BucketDelta({"sessions": 1, f"us#{u1}": 1, f"ut#{u1}": 7, f"ms#{m1}": 1})
+    added.strings.update({f"un#{u1}": "ana", f"uk#{u1}": "service", f"mn#{m1}": "gpt"})
+    bucket = Bucket.decode(Bucket().apply(added).encode())
+    assert list(bucket.user_records()) == [(bytes.fromhex(u1), 1, 0, 7, 0)]
+    assert bucket.user_names == {bytes.fromhex(u1): ("ana", "service")}
+    assert (bucket.models, bucket.model_names) == ({bytes.fromhex(m1): (1, 0, 0)}, {bytes.fromhex(m1): "gpt"})
+    assert bucket.active_users == 1
+    removed = BucketDelta({"sessions": -1, f"us#{u1}": -1, f"ut#{u1}": -7, f"ms#{m1}": -1})
+    empty = Bucket.decode(bucket.apply(removed).encode())
+    assert empty.is_empty() and empty.models == {} and empty.user_names == {} and empty.active_users == 0

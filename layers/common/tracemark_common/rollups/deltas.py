@@ -41,40 +41,12 @@ COST = "cost_micro_usd"  # integer micro-dollars: sums are exact and order-indep
 AI_LINES = "ai_lines"
 LINES = "lines"  # all lines of the distinct commits in this bucket
 PRS = "prs"
-GAP = "g#"  # GAP + str(d): commit de-duplication terms (see the module docstring), packed
+GAP = "g#"  # GAP + str(d): commit de-duplication terms (see the module docstring)
 USER_SESSIONS, USER_AI, USER_TOKENS, USER_COST, USER_NAME, USER_KIND = "us#", "ua#", "ut#", "uc#", "un#", "uk#"
 MODEL_SESSIONS, MODEL_TOKENS, MODEL_COST, MODEL_NAME = "ms#", "mt#", "mc#", "mn#"
 
 
-# Per-user and per-model entries (names containing "#") live in one packed `detail` map per bucket,
-# updated read-modify-write under a version check, so a bucket item has a fixed, small number of
-# attributes however many users it counts; the scalars above are plain atomic ADDs.
-DETAIL_MARK = "#"
-
-
-def is_detail(name: str) -> bool:
-    return DETAIL_MARK in name
-
-
-def apply_detail(
-    detail: Mapping[str, int | str], counters: Mapping[str, int], strings: Mapping[str, str]
-) -> dict[str, int | str]:
-    """`detail` moved by `counters` and with `strings` set; entries of users and models that no
-    longer count anything are dropped, so the map only holds what the bucket still counts."""
-    result: dict[str, int | str] = dict(detail)
-    for name, value in counters.items():
-        current = result.get(name, 0)
-        total = (current if isinstance(current, int) else 0) + value
-        if total:
-            result[name] = total
-        else:
-            result.pop(name, None)
-    result.update(strings)
-    for prefix, count_prefix in ((USER_NAME, USER_SESSIONS), (USER_KIND, USER_SESSIONS), (MODEL_NAME, MODEL_SESSIONS)):
-        for name in [n for n in result if n.startswith(prefix)]:
-            if not result.get(count_prefix + name[len(prefix) :]):
-                del result[name]
-    return result
+SCALARS = frozenset({SESSIONS, TOKENS, INPUT_TOKENS, OUTPUT_TOKENS, COST, AI_LINES, LINES, PRS})
 
 
 def micro_usd(cost: float) -> int:

@@ -1,21 +1,25 @@
 """The rollup store on the DynamoDB application table (server only: imports boto3).
 
 Item layout (docs/architecture.md, "Dashboard rollups"):
-- `pk=ROLLUP#<scope>`, `sk=H#<yyyy-mm-ddThh>` | `D#<yyyy-mm-dd>`: one bucket. Scalar numbers
-  (sessions, tokens, cost, lines, PRs, commit terms) are atomic `ADD`s; per-user and per-model
-  counters and names are packed in `detail` (zlib JSON, Binary) with version `dv`, replaced in a
-  conditional update that also ADDs the session's scalars — so an item keeps a small, fixed number
-  of attributes however many users it counts.
+- `pk=ROLLUP#<scope>`, `sk=D#<yyyy-mm-dd>`: one daily bucket, the binary `Bucket` in `b` with
+  version `v` (replaced under a version condition).
+- `pk=ROLLUP#<scope>`, `sk=HP#<yyyy-mm-dd>`: the day's 24 hourly buckets packed in one item (`b`:
+  hour, length and `Bucket` bytes per hour that has sessions; version `v` for the whole pack). A
+  `24h` query (48 hours) reads 2 or 3 items rather than up to 48, so its cost is the same for an
+  organisation with a session a day and one with a thousand an hour.
 - `pk=ROLLUPCOMMIT#<scope>#<sha>`, `sk=STATE`: a commit's de-duplication state (`v` version,
   `lines`, maps `h` and `d` of bucket label -> sessions), written with a version condition.
 - `pk=ROLLUPPR#<org>#<repo id>#<number>`, `sk=FIRST`: the first correlation of a PR.
+
+Every read of buckets projects only `pk`, `sk` and `b`: three attributes per item whatever the
+bucket counts.
 """
 
 from __future__ import annotations
 
-import json
+import struct
+import threading
 import time
-import zlib
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import Any
@@ -24,41 +28,67 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from tracemark_common.errors import Unavailable
+from tracemark_common.rollups.bucket import Bucket, CorruptBucket
 from tracemark_common.rollups.buckets import Key
 from tracemark_common.rollups.deltas import CommitState
-from tracemark_common.rollups.store import Item, RollupStore
+from tracemark_common.rollups.store import RollupStore
 
 BATCH_GET_MAX = 100
-# Keep each UpdateExpression well under DynamoDB's 4 KB expression limit (and moto's parser's
-# recursion depth); ADDs commute, so a bucket delta split over several updates adds up the same.
-ATTRS_PER_UPDATE = 40
 MAX_UNPROCESSED_ROUNDS = 8
-DETAIL = "detail"  # zlib-compressed JSON: per-user and per-model counters and names
-DETAIL_VERSION = "dv"
+BLOB = "b"
+VERSION = "v"
+HOUR_PREFIX = "H#"
+PACK_PREFIX = "HP#"
+_HOUR_ENTRY = struct.Struct("<BI")  # hour of day, length of that hour's Bucket bytes
+_PACK_CACHE_MAX = 512
 
 
 def _key(key: Key) -> dict[str, Any]:
     return {"pk": {"S": key[0]}, "sk": {"S": key[1]}}
 
 
-def _pack(detail: Mapping[str, int | str]) -> bytes:
-    return zlib.compress(json.dumps(detail, separators=(",", ":"), sort_keys=True).encode(), 6)
+def _pack_of(key: Key) -> tuple[Key, int] | None:
+    """(the day's hour-pack item, hour) for an hourly bucket key; None for a daily one."""
+    pk, sk = key
+    if not sk.startswith(HOUR_PREFIX):
+        return None
+    label = sk[len(HOUR_PREFIX) :]  # yyyy-mm-ddThh
+    return (pk, PACK_PREFIX + label[:10]), int(label[11:13])
 
 
-def _unpack(attr: Mapping[str, Any] | None) -> dict[str, int | str]:
-    if not attr or "B" not in attr:
-        return {}
-    value = json.loads(zlib.decompress(attr["B"]))
-    return {k: v for k, v in value.items() if isinstance(v, int | str)} if isinstance(value, dict) else {}
+def item_key(key: Key) -> Key:
+    """The DynamoDB item that holds a bucket: itself for a day, the day's hour pack for an hour."""
+    packed = _pack_of(key)
+    return key if packed is None else packed[0]
 
 
-def _decode(item: Mapping[str, Any]) -> Item:
-    """Numbers, plus the packed per-user/per-model map flattened into the same dict."""
-    result: Item = _unpack(item.get(DETAIL))
-    for name, value in item.items():
-        if name not in {"pk", "sk", DETAIL, DETAIL_VERSION} and "N" in value:
-            result[name] = int(value["N"])
-    return result
+def encode_pack(hours: Mapping[int, bytes]) -> bytes:
+    return b"".join(_HOUR_ENTRY.pack(h, len(blob)) + blob for h, blob in sorted(hours.items()) if blob)
+
+
+def decode_pack(blob: bytes) -> dict[int, bytes]:
+    hours: dict[int, bytes] = {}
+    offset = 0
+    try:
+        while offset < len(blob):
+            hour, length = _HOUR_ENTRY.unpack_from(blob, offset)
+            offset += _HOUR_ENTRY.size
+            if hour > 23 or offset + length > len(blob):
+                raise CorruptBucket("damaged hour pack")
+            hours[hour] = blob[offset : offset + length]
+            offset += length
+    except struct.error as exc:
+        raise CorruptBucket("damaged hour pack") from exc
+    return hours
+
+
+def _bucket(blob: bytes | None) -> Bucket:
+    if not blob:
+        return Bucket()
+    try:
+        return Bucket.decode(blob)
+    except CorruptBucket as exc:
+        raise Unavailable(f"dashboard rollups: {exc}", code="rollup_unavailable") from exc
 
 
 def _counts(attr: Mapping[str, Any] | None) -> dict[str, int]:
@@ -71,78 +101,132 @@ class DynamoRollupStore:
     def __init__(self, table_name: str, client: Any = None) -> None:
         self.table_name = table_name
         self.client: Any = client or boto3.client("dynamodb")
+        # The hour packs read by get_bucket, by version, so put_bucket can rewrite the other
+        # hours of the pack without reading it again. A version names exactly one content, so
+        # an entry another thread cached is as good as our own.
+        self._packs: dict[Key, tuple[int, dict[int, bytes]]] = {}
+        self._packs_lock = threading.Lock()
 
-    def add(self, key: Key, counters: Mapping[str, int]) -> None:
-        names = list(counters.items())
-        for start in range(0, max(len(names), 1), ATTRS_PER_UPDATE):
-            attr_names = {"#entity": "entity"}
-            values: dict[str, Any] = {":entity": {"S": "rollup"}}
-            adds: list[str] = []
-            for i, (name, value) in enumerate(names[start : start + ATTRS_PER_UPDATE]):
-                attr_names[f"#a{i}"] = name
-                values[f":a{i}"] = {"N": str(value)}
-                adds.append(f"#a{i} :a{i}")
-            self._call(
-                "update_item",
-                TableName=self.table_name,
-                Key=_key(key),
-                UpdateExpression="SET #entity = :entity" + (" ADD " + ", ".join(adds) if adds else ""),
-                ExpressionAttributeNames=attr_names,
-                ExpressionAttributeValues=values,
-            )
+    # ---- buckets ----------------------------------------------------------------------------
 
-    def get_detail(self, key: Key) -> tuple[int, dict[str, int | str]]:
+    def get_bucket(self, key: Key) -> tuple[int, Bucket]:
+        packed = _pack_of(key)
+        if packed is None:
+            version, blob = self._read(key)
+            return version, _bucket(blob)
+        pack_key, hour = packed
+        version, hours = self._read_pack(pack_key)
+        return version, _bucket(hours.get(hour))
+
+    def put_bucket(self, key: Key, bucket: Bucket, version: int) -> bool:
+        packed = _pack_of(key)
+        if packed is None:
+            return self._write(key, bucket.encode(), version)
+        pack_key, hour = packed
+        with self._packs_lock:
+            cached = self._packs.get(pack_key)
+        if cached is None or cached[0] != version:
+            cached = self._read_pack(pack_key)
+            if cached[0] != version:
+                return False
+        hours = dict(cached[1])
+        if bucket.is_empty():
+            hours.pop(hour, None)
+        else:
+            hours[hour] = bucket.encode()
+        if not self._write(pack_key, encode_pack(hours), version):
+            return False
+        self._remember(pack_key, version + 1, hours)
+        return True
+
+    def get_many(self, keys: Sequence[Key]) -> dict[Key, Bucket]:
+        items: dict[Key, Key] = {}  # bucket key -> the item holding it
+        for key in keys:
+            packed = _pack_of(key)
+            items[key] = key if packed is None else packed[0]
+        blobs = self._batch_get(list(dict.fromkeys(items.values())))
+        found: dict[Key, Bucket] = {}
+        packs: dict[Key, dict[int, bytes]] = {}
+        for key, item_key in items.items():
+            blob = blobs.get(item_key)
+            if blob is None:
+                continue
+            packed = _pack_of(key)
+            if packed is None:
+                found[key] = _bucket(blob)
+                continue
+            if item_key not in packs:
+                try:
+                    packs[item_key] = decode_pack(blob)
+                except CorruptBucket as exc:
+                    raise Unavailable(f"dashboard rollups: {exc}", code="rollup_unavailable") from exc
+            hour_blob = packs[item_key].get(packed[1])
+            if hour_blob:
+                found[key] = _bucket(hour_blob)
+        return found
+
+    def _read(self, key: Key) -> tuple[int, bytes | None]:
         response = self._call(
             "get_item",
             TableName=self.table_name,
             Key=_key(key),
             ConsistentRead=True,
-            ProjectionExpression="#dv, #detail",
-            ExpressionAttributeNames={"#dv": DETAIL_VERSION, "#detail": DETAIL},
+            ProjectionExpression="#v, #b",
+            ExpressionAttributeNames={"#v": VERSION, "#b": BLOB},
         )
         item = response.get("Item") or {}
-        version = int(item[DETAIL_VERSION]["N"]) if DETAIL_VERSION in item else 0
-        return version, _unpack(item.get(DETAIL))
+        version = int(item[VERSION]["N"]) if VERSION in item else 0
+        return version, item[BLOB]["B"] if BLOB in item else None
 
-    def put_detail(self, key: Key, counters: Mapping[str, int], detail: Mapping[str, int | str], version: int) -> bool:
-        attr_names = {"#entity": "entity", "#dv": DETAIL_VERSION, "#detail": DETAIL}
-        values: dict[str, Any] = {
-            ":entity": {"S": "rollup"},
-            ":next": {"N": str(version + 1)},
-            ":detail": {"B": _pack(detail)},
-        }
-        adds = []
-        for i, (name, value) in enumerate(counters.items()):
-            attr_names[f"#a{i}"] = name
-            values[f":a{i}"] = {"N": str(value)}
-            adds.append(f"#a{i} :a{i}")
+    def _read_pack(self, pack_key: Key) -> tuple[int, dict[int, bytes]]:
+        version, blob = self._read(pack_key)
+        try:
+            hours = decode_pack(blob or b"")
+        except CorruptBucket as exc:
+            raise Unavailable(f"dashboard rollups: {exc}", code="rollup_unavailable") from exc
+        self._remember(pack_key, version, hours)
+        return version, hours
+
+    def _remember(self, pack_key: Key, version: int, hours: dict[int, bytes]) -> None:
+        with self._packs_lock:
+            if len(self._packs) >= _PACK_CACHE_MAX:
+                self._packs.clear()
+            current = self._packs.get(pack_key)
+            if current is None or current[0] <= version:
+                self._packs[pack_key] = (version, hours)
+
+    def _write(self, key: Key, blob: bytes, version: int) -> bool:
+        values: dict[str, Any] = {":entity": {"S": "rollup"}, ":next": {"N": str(version + 1)}, ":b": {"B": blob}}
         if version:
-            condition = "#dv = :current"
+            condition = "#v = :current"
             values[":current"] = {"N": str(version)}
         else:
-            condition = "attribute_not_exists(#dv)"
+            condition = "attribute_not_exists(#v)"
         return self._conditional(
             "update_item",
             TableName=self.table_name,
             Key=_key(key),
-            UpdateExpression="SET #entity = :entity, #dv = :next, #detail = :detail"
-            + (" ADD " + ", ".join(adds) if adds else ""),
+            UpdateExpression="SET #entity = :entity, #v = :next, #b = :b",
             ConditionExpression=condition,
-            ExpressionAttributeNames=attr_names,
+            ExpressionAttributeNames={"#entity": "entity", "#v": VERSION, "#b": BLOB},
             ExpressionAttributeValues=values,
         )
 
-    def get_many(self, keys: Sequence[Key]) -> dict[Key, Item]:
-        found: dict[Key, Item] = {}
-        unique = list(dict.fromkeys(keys))
-        for start in range(0, len(unique), BATCH_GET_MAX):
+    def _batch_get(self, keys: Sequence[Key]) -> dict[Key, bytes]:
+        found: dict[Key, bytes] = {}
+        for start in range(0, len(keys), BATCH_GET_MAX):
             request: dict[str, Any] = {
-                self.table_name: {"Keys": [_key(k) for k in unique[start : start + BATCH_GET_MAX]]}
+                self.table_name: {
+                    "Keys": [_key(k) for k in keys[start : start + BATCH_GET_MAX]],
+                    "ProjectionExpression": "pk, sk, #b",
+                    "ExpressionAttributeNames": {"#b": BLOB},
+                }
             }
             for round_ in range(MAX_UNPROCESSED_ROUNDS):
                 response = self._call("batch_get_item", RequestItems=request)
                 for raw in response.get("Responses", {}).get(self.table_name, []):
-                    found[(raw["pk"]["S"], raw["sk"]["S"])] = _decode(raw)
+                    if BLOB in raw:
+                        found[(raw["pk"]["S"], raw["sk"]["S"])] = raw[BLOB]["B"]
                 request = response.get("UnprocessedKeys") or {}
                 if not request:
                     break
@@ -150,6 +234,8 @@ class DynamoRollupStore:
             if request:
                 raise Unavailable("dashboard rollups: storage is throttling reads; retry", code="rollup_unavailable")
         return found
+
+    # ---- commits and PRs --------------------------------------------------------------------
 
     def get_commit(self, key: Key) -> CommitState:
         response = self._call("get_item", TableName=self.table_name, Key=_key(key), ConsistentRead=True)

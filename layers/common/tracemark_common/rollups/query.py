@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tracemark_common.errors import BadRequest
+from tracemark_common.rollups.bucket import Bucket
 from tracemark_common.rollups.buckets import (
     RANGES,
     Granularity,
@@ -24,37 +25,17 @@ from tracemark_common.rollups.buckets import (
 from tracemark_common.rollups.deltas import (
     AI_LINES,
     COST,
-    GAP,
     INPUT_TOKENS,
     LINES,
-    MODEL_COST,
-    MODEL_NAME,
-    MODEL_SESSIONS,
-    MODEL_TOKENS,
     OUTPUT_TOKENS,
     PRS,
     SESSIONS,
     TOKENS,
-    USER_AI,
-    USER_COST,
-    USER_KIND,
-    USER_NAME,
-    USER_SESSIONS,
-    USER_TOKENS,
 )
-from tracemark_common.rollups.store import Item, RollupStore
+from tracemark_common.rollups.store import RollupStore
 
 TOP_USERS = 10
-
-
-@dataclass
-class _Row:
-    name: str = ""
-    kind: str = "user"
-    sessions: int = 0
-    ai_lines: int = 0
-    tokens: int = 0
-    cost: int = 0
+_NO_USER = (0, 0, 0, 0)
 
 
 @dataclass
@@ -67,90 +48,65 @@ class _Period:
     ai_lines: int = 0
     lines: int = 0
     prs: int = 0
-    users: dict[str, _Row] = field(default_factory=dict)
-    models: dict[str, _Row] = field(default_factory=dict)
+    users: dict[bytes, list[int]] = field(default_factory=dict)  # hash -> [sessions, AI lines, tokens, cost]
+    models: dict[bytes, list[int]] = field(default_factory=dict)  # hash -> [sessions, tokens, cost]
+    names: dict[bytes, tuple[str, str]] = field(default_factory=dict)  # model hash -> (name, "")
+    buckets: list[Bucket] = field(default_factory=list)
 
     @property
     def active_users(self) -> int:
-        return sum(1 for row in self.users.values() if row.sessions > 0)
+        return sum(1 for row in self.users.values() if row[0] > 0)
 
     @property
     def ai_percent(self) -> float | None:
         return None if self.lines <= 0 else self.ai_lines * 100 / self.lines
 
-
-def _num(item: Item, name: str) -> int:
-    value = item.get(name, 0)
-    return value if isinstance(value, int) else 0
-
-
-_USER_FIELDS = {USER_SESSIONS: "sessions", USER_AI: "ai_lines", USER_TOKENS: "tokens", USER_COST: "cost"}
-_MODEL_FIELDS = {MODEL_SESSIONS: "sessions", MODEL_TOKENS: "tokens", MODEL_COST: "cost"}
-
-
-@dataclass
-class _Bucket:
-    """One bucket item, parsed once."""
-
-    item: Item
-    gaps: dict[int, int] = field(default_factory=dict)
-    users: dict[str, _Row] = field(default_factory=dict)
-    models: dict[str, _Row] = field(default_factory=dict)
-
-    @classmethod
-    def parse(cls, item: Item) -> _Bucket:
-        bucket = cls(item)
-        for attr, value in item.items():
-            prefix, ident = attr[:3], attr[3:]
-            if prefix in _USER_FIELDS and isinstance(value, int):
-                row = bucket.users.setdefault(ident, _Row())
-                setattr(row, _USER_FIELDS[prefix], value)
-            elif prefix in _MODEL_FIELDS and isinstance(value, int):
-                row = bucket.models.setdefault(ident, _Row())
-                setattr(row, _MODEL_FIELDS[prefix], value)
-            elif attr.startswith(GAP) and isinstance(value, int) and attr[len(GAP) :].isdigit():
-                bucket.gaps[int(attr[len(GAP) :])] = value
-        for ident, row in bucket.users.items():
-            name, kind = item.get(USER_NAME + ident), item.get(USER_KIND + ident)
-            row.name = name if isinstance(name, str) else ident
-            row.kind = kind if isinstance(kind, str) else "user"
-        for ident, row in bucket.models.items():
-            name = item.get(MODEL_NAME + ident)
-            row.name = name if isinstance(name, str) else ident
-        return bucket
+    def user_name(self, ident: bytes) -> tuple[str, str]:
+        """(name, kind) of a user, from the first bucket of the period that counts them (only
+        the few buckets that name a Top User decode their names)."""
+        for bucket in self.buckets:
+            found = bucket.user_names.get(ident)
+            if found is not None:
+                return found
+        return ident.hex(), "user"
 
 
-def _merge_rows(into: dict[str, _Row], rows: dict[str, _Row]) -> None:
-    for ident, row in rows.items():
-        total = into.get(ident)
-        if total is None:
-            into[ident] = _Row(row.name, row.kind, row.sessions, row.ai_lines, row.tokens, row.cost)
-        else:
-            total.sessions += row.sessions
-            total.ai_lines += row.ai_lines
-            total.tokens += row.tokens
-            total.cost += row.cost
-
-
-def _aggregate(buckets: Mapping[int, _Bucket], indices: range) -> _Period:
+def _aggregate(buckets: Mapping[int, Bucket], indices: range) -> _Period:
     period = _Period()
+    users = period.users
     for index in indices:
         bucket = buckets.get(index)
         if bucket is None:
             continue
-        item = bucket.item
-        period.sessions += _num(item, SESSIONS)
-        period.tokens += _num(item, TOKENS)
-        period.input_tokens += _num(item, INPUT_TOKENS)
-        period.output_tokens += _num(item, OUTPUT_TOKENS)
-        period.cost += _num(item, COST)
-        period.ai_lines += _num(item, AI_LINES)
-        period.prs += _num(item, PRS)
+        period.buckets.append(bucket)
+        period.sessions += bucket.num(SESSIONS)
+        period.tokens += bucket.num(TOKENS)
+        period.input_tokens += bucket.num(INPUT_TOKENS)
+        period.output_tokens += bucket.num(OUTPUT_TOKENS)
+        period.cost += bucket.num(COST)
+        period.ai_lines += bucket.num(AI_LINES)
+        period.prs += bucket.num(PRS)
         # Each commit once: the g#<d> terms reaching back inside the period (see rollups.deltas).
         reach = index - indices.start
-        period.lines += _num(item, LINES) + sum(v for d, v in bucket.gaps.items() if d <= reach)
-        _merge_rows(period.users, bucket.users)
-        _merge_rows(period.models, bucket.models)
+        period.lines += bucket.num(LINES) + sum(v for d, v in bucket.gaps.items() if d <= reach)
+        for ident, sessions, ai_lines, tokens, cost in bucket.user_records():
+            row = users.get(ident)
+            if row is None:
+                users[ident] = [sessions, ai_lines, tokens, cost]
+            else:
+                row[0] += sessions
+                row[1] += ai_lines
+                row[2] += tokens
+                row[3] += cost
+        for ident, (sessions, tokens, cost) in bucket.models.items():
+            total = period.models.get(ident)
+            if total is None:
+                period.models[ident] = [sessions, tokens, cost]
+                period.names[ident] = (bucket.model_names.get(ident, ident.hex()), "")
+            else:
+                total[0] += sessions
+                total[1] += tokens
+                total[2] += cost
     return period
 
 
@@ -173,60 +129,67 @@ def card(value: float | None, previous: float | None, digits: int | None = None)
 
 
 def _top_users(current: _Period, previous: _Period) -> list[dict[str, Any]]:
-    rows = [(ident, row) for ident, row in current.users.items() if row.sessions > 0]
-    rows.sort(key=lambda pair: (-pair[1].sessions, -pair[1].ai_lines, -pair[1].tokens, pair[1].name))
+    rows = [(ident, row) for ident, row in current.users.items() if row[0] > 0]
+    # sessions, AI lines, tokens (descending), then name: names are only needed near the cut
+    rows.sort(key=lambda pair: (-pair[1][0], -pair[1][1], -pair[1][2]))
+    if len(rows) > TOP_USERS:
+        last = rows[TOP_USERS - 1][1][:3]
+        rows = [pair for i, pair in enumerate(rows) if i < TOP_USERS or pair[1][:3] == last]
+    named = [(current.user_name(ident), ident, row) for ident, row in rows]
+    named.sort(key=lambda t: (-t[2][0], -t[2][1], -t[2][2], t[0][0]))
     result = []
-    for ident, row in rows[:TOP_USERS]:
-        before = previous.users.get(ident, _Row()).sessions
+    for (name, kind), ident, row in named[:TOP_USERS]:
+        before = previous.users.get(ident, _NO_USER)[0]
         result.append(
             {
-                "user": row.name,
-                "kind": row.kind,
-                "service_account": row.kind == "service",
-                "sessions": row.sessions,
-                "ai_lines": row.ai_lines,
-                "tokens": row.tokens,
-                "cost_usd": _usd(row.cost),
+                "user": name,
+                "kind": kind,
+                "service_account": kind == "service",
+                "sessions": row[0],
+                "ai_lines": row[1],
+                "tokens": row[2],
+                "cost_usd": _usd(row[3]),
                 "previous_sessions": before,
-                "delta": row.sessions - before,
+                "delta": row[0] - before,
             }
         )
     return result
 
 
 def _models(current: _Period, previous: _Period) -> list[dict[str, Any]]:
-    rows = [(ident, row) for ident, row in current.models.items() if row.sessions > 0]
-    rows.sort(key=lambda pair: (-pair[1].sessions, -pair[1].tokens, pair[1].name))
+    rows = [(current.names[ident][0], ident, row) for ident, row in current.models.items() if row[0] > 0]
+    rows.sort(key=lambda t: (-t[2][0], -t[2][1], t[0]))
     result = []
-    for ident, row in rows:
-        before = previous.models.get(ident, _Row())
+    for name, ident, row in rows:
+        before = previous.models.get(ident, [0, 0, 0])
         result.append(
             {
-                "model": row.name,
-                "sessions": row.sessions,
-                "tokens": row.tokens,
-                "cost_usd": _usd(row.cost),
-                "previous_sessions": before.sessions,
-                "previous_tokens": before.tokens,
+                "model": name,
+                "sessions": row[0],
+                "tokens": row[1],
+                "cost_usd": _usd(row[2]),
+                "previous_sessions": before[0],
+                "previous_tokens": before[1],
             }
         )
     return result
 
 
-def _series(granularity: Granularity, items: Mapping[int, _Bucket], indices: range) -> list[dict[str, Any]]:
+def _series(granularity: Granularity, items: Mapping[int, Bucket], indices: range) -> list[dict[str, Any]]:
     series = []
     for index in indices:
-        one = _aggregate(items, range(index, index + 1))
+        bucket = items.get(index)
+        lines = 0 if bucket is None else bucket.num(LINES)  # one bucket: every commit in it once
         series.append(
             {
                 "start": bucket_start(granularity, index).isoformat().replace("+00:00", "Z"),
-                "sessions": one.sessions,
-                "active_users": one.active_users,
-                "tokens": one.tokens,
-                "cost_usd": _usd(one.cost),
-                "ai_lines": one.ai_lines,
-                "all_lines": one.lines,
-                "ai_assisted_prs": one.prs,
+                "sessions": 0 if bucket is None else bucket.num(SESSIONS),
+                "active_users": 0 if bucket is None else bucket.active_users,
+                "tokens": 0 if bucket is None else bucket.num(TOKENS),
+                "cost_usd": _usd(0 if bucket is None else bucket.num(COST)),
+                "ai_lines": 0 if bucket is None else bucket.num(AI_LINES),
+                "all_lines": lines,
+                "ai_assisted_prs": 0 if bucket is None else bucket.num(PRS),
             }
         )
     return series
@@ -250,7 +213,7 @@ def query_dashboard(
     indices = [*previous_idx, *current_idx]
     keys = [bucket_key(scope, spec.granularity, i) for i in indices]
     found = store.get_many(keys)
-    items = {i: _Bucket.parse(found[key]) for i, key in zip(indices, keys, strict=True) if key in found}
+    items = {i: found[key] for i, key in zip(indices, keys, strict=True) if key in found}
     cur, prev = _aggregate(items, current_idx), _aggregate(items, previous_idx)
     ai_code = card(cur.ai_percent, prev.ai_percent, 2)
     ai_code.update(

@@ -9,29 +9,23 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
+from tracemark_common.rollups.bucket import Bucket
 from tracemark_common.rollups.buckets import Key
 from tracemark_common.rollups.deltas import CommitState
 
-Item = dict[str, int | str]
-
 
 class RollupStore(Protocol):
-    def add(self, key: Key, counters: Mapping[str, int]) -> None:
-        """Atomically ADD `counters` to the bucket item's numbers (missing ones start at 0),
-        creating the item if needed."""
-
-    def get_detail(self, key: Key) -> tuple[int, dict[str, int | str]]:
-        """The bucket's packed per-user/per-model map and its version (0: none yet), read
+    def get_bucket(self, key: Key) -> tuple[int, Bucket]:
+        """The bucket and its version (0: not stored yet, with an empty bucket), read
         consistently."""
 
-    def put_detail(self, key: Key, counters: Mapping[str, int], detail: Mapping[str, int | str], version: int) -> bool:
-        """In one atomic write: ADD `counters`, replace the packed map with `detail` and set its
-        version to `version + 1` — only if the stored version is still `version`; False otherwise
-        (nothing written)."""
+    def put_bucket(self, key: Key, bucket: Bucket, version: int) -> bool:
+        """Store `bucket` with version `version + 1`, only if the stored version is still
+        `version`; False otherwise (nothing written)."""
 
-    def get_many(self, keys: Sequence[Key]) -> dict[Key, Item]:
-        """The bucket items that exist among `keys`, numbers and packed map entries flattened
-        into one dict (eventually consistent is fine)."""
+    def get_many(self, keys: Sequence[Key]) -> dict[Key, Bucket]:
+        """The buckets that exist among `keys` (eventually consistent is fine), in as few
+        requests as the storage allows; the count depends on the keys, never on the contents."""
 
     def get_commit(self, key: Key) -> CommitState:
         """A commit's state, read consistently (`version == 0` when absent)."""
@@ -45,55 +39,42 @@ class RollupStore(Protocol):
 
 
 class InMemoryRollupStore:
-    """A thread-safe dict. `requests` counts calls, so tests can check a query's cost."""
+    """A thread-safe dict of encoded buckets (so the binary form is exercised too). `requests`
+    counts calls, so tests can check a query's cost."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self.items: dict[Key, dict[str, int]] = {}
-        self.details: dict[Key, tuple[int, dict[str, int | str]]] = {}
+        self.buckets: dict[Key, tuple[int, bytes]] = {}
         self.commits: dict[Key, CommitState] = {}
         self.markers: dict[Key, dict[str, str]] = {}
         self.requests = 0
 
     def __len__(self) -> int:
-        return len(self.items.keys() | self.details.keys())
+        return len(self.buckets)
 
     def __contains__(self, key: object) -> bool:
-        return key in self.items or key in self.details
+        return key in self.buckets
 
-    def add(self, key: Key, counters: Mapping[str, int]) -> None:
+    def get_bucket(self, key: Key) -> tuple[int, Bucket]:
         with self._lock:
             self.requests += 1
-            self._add(key, counters)
+            version, blob = self.buckets.get(key, (0, b""))
+        return version, Bucket.decode(blob) if blob else Bucket()
 
-    def _add(self, key: Key, counters: Mapping[str, int]) -> None:
-        item = self.items.setdefault(key, {})
-        for name, value in counters.items():
-            item[name] = item.get(name, 0) + value
-
-    def get_detail(self, key: Key) -> tuple[int, dict[str, int | str]]:
+    def put_bucket(self, key: Key, bucket: Bucket, version: int) -> bool:
+        blob = bucket.encode()
         with self._lock:
             self.requests += 1
-            version, detail = self.details.get(key, (0, {}))
-            return version, dict(detail)
-
-    def put_detail(self, key: Key, counters: Mapping[str, int], detail: Mapping[str, int | str], version: int) -> bool:
-        with self._lock:
-            self.requests += 1
-            if self.details.get(key, (0, {}))[0] != version:
+            if self.buckets.get(key, (0, b""))[0] != version:
                 return False
-            self._add(key, counters)
-            self.details[key] = (version + 1, dict(detail))
+            self.buckets[key] = (version + 1, blob)
             return True
 
-    def get_many(self, keys: Sequence[Key]) -> dict[Key, Item]:
+    def get_many(self, keys: Sequence[Key]) -> dict[Key, Bucket]:
         with self._lock:
             self.requests += (len(keys) + 99) // 100  # as many as DynamoDB BatchGetItem calls
-            found: dict[Key, Item] = {}
-            for key in keys:
-                if key in self.items or key in self.details:
-                    found[key] = {**self.details.get(key, (0, {}))[1], **self.items.get(key, {})}
-            return found
+            found = {key: self.buckets[key][1] for key in keys if key in self.buckets}
+        return {key: Bucket.decode(blob) for key, blob in found.items()}
 
     def get_commit(self, key: Key) -> CommitState:
         with self._lock:

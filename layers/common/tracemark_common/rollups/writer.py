@@ -19,16 +19,13 @@ from tracemark_common.rollups.buckets import (
     to_utc,
 )
 from tracemark_common.rollups.deltas import (
-    LINES,
     PRS,
     BucketDelta,
     CommitMove,
     Deltas,
-    apply_detail,
     apply_move,
     commit_deltas,
     commit_moves,
-    is_detail,
     merge_deltas,
     session_deltas,
 )
@@ -39,10 +36,11 @@ MAX_ATTEMPTS = 30  # with jittered backoff capped at 0.5 s: a few seconds at wor
 
 
 class RollupWriter:
-    """Moves the dashboard counters. Scalars are atomic ADDs; a bucket's packed per-user and
-    per-model map is replaced under an optimistic version check (retried) in the same write as the
-    session's scalars, so concurrent writers never lose a count. A commit's de-duplication state
-    is updated the same way before its bucket deltas are applied."""
+    """Moves the dashboard counters. Each bucket (scalars, per-user and per-model records) is
+    read, moved by the delta and written back under an optimistic version check, retried with
+    jittered backoff when another writer got there first, so concurrent writers never lose a
+    count. A commit's de-duplication state is updated the same way before its bucket deltas are
+    applied."""
 
     def __init__(
         self,
@@ -92,24 +90,13 @@ class RollupWriter:
     def _apply(self, deltas: Deltas) -> None:
         for key in sorted(deltas):
             delta = deltas[key]
-            packed = {n: v for n, v in delta.counters.items() if is_detail(n)}
-            if not packed and not delta.strings:
-                if delta.counters:
-                    self.store.add(key, delta.counters)
-                continue
-            # commit lines and PRs never touch the packed map: plain ADDs, no version race
-            plain = {n: v for n, v in delta.counters.items() if n in {LINES, PRS}}
-            guarded = {n: v for n, v in delta.counters.items() if not is_detail(n) and n not in plain}
-            if plain:
-                self.store.add(key, plain)
-            self._update_detail(key, guarded, packed, delta.strings)
+            if delta.counters:
+                self._update_bucket(key, delta)
 
-    def _update_detail(
-        self, key: Key, counters: dict[str, int], packed: dict[str, int], strings: dict[str, str]
-    ) -> None:
+    def _update_bucket(self, key: Key, delta: BucketDelta) -> None:
         for attempt in range(self._max_attempts):
-            version, detail = self.store.get_detail(key)
-            if self.store.put_detail(key, counters, apply_detail(detail, packed, strings), version):
+            version, bucket = self.store.get_bucket(key)
+            if self.store.put_bucket(key, bucket.apply(delta), version):
                 return
             self._sleep(random.uniform(0, min(0.01 * 2**attempt, 0.5)))  # noqa: S311 - jitter, not crypto
         raise Unavailable(f"rollups: bucket {key[1]} is being updated concurrently; retry", code="rollup_contention")

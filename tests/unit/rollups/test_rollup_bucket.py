@@ -1,0 +1,86 @@
+"""The binary bucket form: round trips, and damaged or hostile bytes are a clear error."""
+
+from __future__ import annotations
+
+import struct
+import zlib
+
+import pytest
+
+from tracemark_common.rollups.bucket import MAGIC, Bucket, CorruptBucket
+from tracemark_common.rollups.deltas import BucketDelta
+
+U1, U2, M1 = "0123456789abcdef", "fedcba9876543210", "00ff00ff00ff00ff"
+
+
+def _bucket() -> Bucket:
+    delta = BucketDelta(
+        {"sessions": 3, "tokens": 90, "lines": 40, "g#3": -10, f"us#{U1}": 2, f"ua#{U1}": 5, f"us#{U2}": 1,
+         f"uc#{U2}": 7, f"ms#{M1}": 3, f"mt#{M1}": 90},
+        {f"un#{U1}": "ana@example.com", f"uk#{U1}": "user", f"un#{U2}": "ci-bot", f"uk#{U2}": "service",
+         f"mn#{M1}": "claude-opus-4-6"},
+    )  # fmt: skip
+    return Bucket().apply(delta)
+
+
+def test_round_trip_keeps_every_number_and_name() -> None:
+    bucket = Bucket.decode(_bucket().encode())
+    assert bucket.scalars == {"sessions": 3, "tokens": 90, "lines": 40}
+    assert bucket.gaps == {3: -10}
+    assert sorted(bucket.user_records()) == [
+        (bytes.fromhex(U1), 2, 5, 0, 0),
+        (bytes.fromhex(U2), 1, 0, 0, 7),
+    ]
+    assert bucket.user_names[bytes.fromhex(U2)] == ("ci-bot", "service")
+    assert bucket.models == {bytes.fromhex(M1): (3, 90, 0)}
+    assert bucket.model_names == {bytes.fromhex(M1): "claude-opus-4-6"}
+    assert bucket.active_users == 2
+
+
+def test_applying_the_opposite_delta_empties_the_bucket() -> None:
+    bucket = _bucket()
+    opposite = BucketDelta({name: -value for name, value in _counters(bucket).items()})
+    assert bucket.apply(opposite).is_empty()
+
+
+def _counters(bucket: Bucket) -> dict[str, int]:
+    result = {f"g#{d}": v for d, v in bucket.gaps.items()} | dict(bucket.scalars)
+    for ident, sessions, ai, tokens, cost in bucket.user_records():
+        for prefix, value in (("us#", sessions), ("ua#", ai), ("ut#", tokens), ("uc#", cost)):
+            if value:
+                result[prefix + ident.hex()] = value
+    for ident, (sessions, tokens, cost) in bucket.models.items():
+        for prefix, value in (("ms#", sessions), ("mt#", tokens), ("mc#", cost)):
+            if value:
+                result[prefix + ident.hex()] = value
+    return result
+
+
+@pytest.mark.parametrize(
+    "blob",
+    [
+        b"",
+        b"not zlib at all",
+        zlib.compress(b"TMR1"),
+        zlib.compress(struct.pack("<4sIII", b"XXXX", 0, 0, 0)),
+        zlib.compress(struct.pack("<4sIII", MAGIC, 2, 0, 0) + b"{}" + b"extra"),
+        zlib.compress(struct.pack("<4sIII", MAGIC, 2, 0, 5) + b"{}" + b"12345"),
+        zlib.compress(struct.pack("<4sIII", MAGIC, 3, 0, 0) + b"[1]"),
+        zlib.compress(struct.pack("<4sIII", MAGIC, 14, 0, 0) + b'{"m":[["zz"]]}'),
+    ],
+)
+def test_damaged_bytes_are_a_corrupt_bucket(blob: bytes) -> None:
+    with pytest.raises(CorruptBucket):
+        Bucket.decode(blob)
+
+
+def test_unknown_counter_names_and_bad_hashes_are_refused() -> None:
+    with pytest.raises(ValueError, match="unknown rollup counter"):
+        Bucket().apply(BucketDelta({"surprise": 1}))
+    with pytest.raises(ValueError, match="16-hex-digit"):
+        Bucket().apply(BucketDelta({"us#not-hex": 1}))
+
+
+def test_counters_beyond_64_bits_are_refused_not_wrapped() -> None:
+    with pytest.raises(ValueError, match="64-bit"):
+        Bucket().apply(BucketDelta({"tokens": 2**63})).encode()
