@@ -816,6 +816,7 @@ def ingest_attestation(
     new_results = _evaluate_policies(store, org, project.contract_yaml, parsed, policy_evaluator)
     transcript, transcript_bytes = _find_transcript(org, parsed, blobs)
     envelope_key = f"envelopes/{digest}.json"
+    first_writes_done = False
     for attempt in range(_SESSION_WRITE_ATTEMPTS):
         current = store.get_session(org, parsed.session_id)
         if attempt or (current is not None and digest in current.digests):
@@ -823,21 +824,22 @@ def ingest_attestation(
             if stored is not None:
                 return IngestResult(200, stored.result)
         _check_mergeable(current, principal, parsed)
-        current_evidence = load_evidence(current, blobs) if current is not None else {}
+        current_evidence = _current_evidence(store, blobs, current)
+        if current_evidence is None:
+            continue  # replaced (and its old evidence deleted) while we read it: merge again
         record, merged = merge_session(
             current, current_evidence, parsed, principal=principal, received_at=received_at, policy_results=new_results
         )
         if transcript is not None:
             record.transcript = transcript
         _check_record_size(record)
-        if attempt == 0:  # every check has passed: the first writes (content-addressed, idempotent)
+        if not first_writes_done:  # every check has passed: the first writes (content-addressed, idempotent)
             _first_writes(
                 store, blobs, org, parsed, envelope_key=envelope_key, transcript=(transcript, transcript_bytes)
             )
+            first_writes_done = True
         record.score = _session_score(record, merged)
-        merged_bytes = json.dumps(merged, sort_keys=True, separators=(",", ":")).encode()
-        record.evidence_key = f"evidence/{org}/{hashlib.sha256(merged_bytes).hexdigest()}.json"
-        blobs.put(record.evidence_key, merged_bytes)
+        record.evidence_key = _put_evidence(blobs, org, merged)
         body = {
             "digest": digest,
             "sessions": [{"id": record.id, "url": session_url(base_url, record.id)}],
@@ -865,7 +867,7 @@ def ingest_attestation(
         except StaleSession:
             continue
         if current is not None and current.evidence_key and current.evidence_key != record.evidence_key:
-            blobs.delete(current.evidence_key)
+            _delete_quietly(blobs, current.evidence_key)
         before = session_facts(current) if current is not None else None
         record.version = 0 if current is None else current.version + 1
         _record_rollups(rollup_writer, before, session_facts(record))
@@ -876,6 +878,38 @@ def ingest_attestation(
                 logger.exception("re-correlating pull requests failed", extra={"session": record.id})
         return IngestResult(201, body)
     raise Unavailable(f"session {parsed.session_id!r} is being updated concurrently; retry")
+
+
+def _put_evidence(blobs: BlobStore, org: str, merged: dict[str, Any]) -> str:
+    """Store a session's merged evidence, content-addressed; its key."""
+    data = json.dumps(merged, sort_keys=True, separators=(",", ":")).encode()
+    key = f"evidence/{org}/{hashlib.sha256(data).hexdigest()}.json"
+    blobs.put(key, data)
+    return key
+
+
+def _current_evidence(store: AppStore, blobs: BlobStore, current: SessionRecord | None) -> dict[str, Any] | None:
+    """The stored session's merged evidence; None when the session changed while it was read.
+    Merging with nothing would silently drop the session's earlier evidence, so an evidence
+    object that cannot be read is a retryable error."""
+    if current is None:
+        return {}
+    evidence = load_evidence(current, blobs)
+    if evidence or not current.evidence_key:
+        return evidence
+    again = store.get_session(current.org, current.id)
+    if again is None or again.version != current.version:
+        return None
+    raise Unavailable(f"the stored evidence of session {current.id!r} could not be read; retry")
+
+
+def _delete_quietly(blobs: BlobStore, key: str) -> None:
+    """Clean-up after the commit: the attestation is stored, so a failure here is only logged (an
+    orphan object is harmless; turning a stored push into an error would skip its rollups)."""
+    try:
+        blobs.delete(key)
+    except Exception:
+        logger.warning("could not delete a superseded object", extra={"key": key}, exc_info=True)
 
 
 def _session_score(record: SessionRecord, evidence: dict[str, Any]) -> dict[str, Any] | None:

@@ -170,10 +170,14 @@ def test_ingest_transaction_claims_the_digest_once(store: DynamoStore) -> None:
 
 
 def test_update_session_and_the_commit_index(store: DynamoStore) -> None:
-    store.commit_ingest(attestation("acme", "d-s1", "s1"), [SessionCommit(session("acme", "s1", T0), None)])
-    store.put_commit_index("acme", "s1", ["a" * 40, "b" * 40, "a" * 40])
+    record = session("acme", "s1", T0)
+    record.commits = ["a" * 40, "b" * 40]
+    store.commit_ingest(attestation("acme", "d-s1", "s1"), [SessionCommit(record, None)])
+    store.put_commit_index("acme", "s1", ["a" * 40, "b" * 40, "a" * 40, "c" * 40])
     assert store.sessions_for_commit("acme", "b" * 40) == ["s1"]
     assert store.sessions_for_commit("other", "b" * 40) == []
+    # an entry the session does not back (left by a failed ingest) is ignored
+    assert store.sessions_for_commit("acme", "c" * 40) == []
 
     def score(record: SessionRecord) -> None:
         record.score = {"score": 90}

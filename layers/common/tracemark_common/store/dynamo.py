@@ -135,6 +135,12 @@ def _load(cls: type[R], doc: str | None) -> R:
     return cls(**{k: v for k, v in data.items() if k in names})
 
 
+def _attested_with(record: SessionRecord | None, sha: str) -> bool:
+    if record is None:
+        return False
+    return sha in record.commits or any(sha in olds for olds in record.rewritten_from.values())
+
+
 class DynamoStore:
     def __init__(self, table_name: str, region: str | None = None, host: str | None = None) -> None:
         self.region = region or os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION") or "us-east-1"
@@ -380,8 +386,11 @@ class DynamoStore:
             pass
 
     def sessions_for_commit(self, org: str, sha: str) -> list[str]:
+        # The index is written before the session's transaction (so a stored session is always
+        # indexed); an entry whose session does not list the sha is left by a failed or crashed
+        # ingest and is ignored here.
         ids = [item.sk.removeprefix("SESSION#") for item in self._query(commit_pk(org, sha), "SESSION#")]
-        return sorted(sid for sid in ids if self._get(session_pk(org, sid), "SESSION") is not None)
+        return sorted(sid for sid in ids if _attested_with(self.get_session(org, sid), sha))
 
     def list_sessions(self, query: SessionQuery) -> tuple[list[SessionRecord], str | None]:
         lower = query.since or "0"

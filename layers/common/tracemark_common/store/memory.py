@@ -226,8 +226,15 @@ class MemoryStore:
                 ids.discard(record.id)
 
     def sessions_for_commit(self, org: str, sha: str) -> list[str]:
+        # Like DynamoStore: index entries left by a failed ingest name sessions without the sha.
         with self._lock:
-            return sorted(self.commit_index.get((org, sha), set()))
+            ids = self.commit_index.get((org, sha), set())
+            return sorted(
+                sid
+                for sid in ids
+                if (record := self.sessions.get((org, sid))) is not None
+                and (sha in record.commits or any(sha in olds for olds in record.rewritten_from.values()))
+            )
 
     def list_sessions(self, query: SessionQuery) -> tuple[list[SessionRecord], str | None]:
         with self._lock:
