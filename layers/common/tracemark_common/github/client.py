@@ -430,6 +430,24 @@ class GitHubClient:
         path = f"{_repo_path(full_name)}/check-runs/{_number(check_run_id, 'check run id')}"
         return _object(self.request("PATCH", path, installation_id=installation_id, json=fields))
 
+    def find_check_run(self, installation_id: int, full_name: str, head_sha: str, name: str) -> int | None:
+        """The id of this App's check run called `name` on commit `head_sha`, if there is one."""
+        path = f"{_repo_path(full_name)}/commits/{check_sha(head_sha)}/check-runs"
+        params: dict[str, str | int] = {"check_name": name, "filter": "latest", "per_page": PER_PAGE}
+        if self.credentials.app_id.isdigit():
+            params["app_id"] = self.credentials.app_id
+        body = self.request("GET", path, installation_id=installation_id, params=params).json()
+        runs = body.get("check_runs") if isinstance(body, dict) else None
+        for run in runs if isinstance(runs, list) else []:
+            if not isinstance(run, dict) or run.get("name") != name or not isinstance(run.get("id"), int):
+                continue
+            app = run.get("app")
+            app_id = app.get("id") if isinstance(app, dict) else None
+            if app_id is not None and str(app_id) != self.credentials.app_id:
+                continue  # another App's check run of the same name
+            return int(run["id"])
+        return None
+
 
 def _object(response: requests.Response) -> dict[str, Any]:
     body = response.json()

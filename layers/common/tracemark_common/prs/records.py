@@ -53,6 +53,8 @@ class PullRequestState:
     number: int
     comment_id: int | None = None
     check_runs: dict[str, int] = field(default_factory=dict)  # head sha -> check run id
+    # head shas whose check run was being created when the step failed (its id may be unknown)
+    check_pending: list[str] = field(default_factory=list)
     published_head: str | None = None  # head sha of the last published comment
     published_at: str | None = None
     lock_owner: str | None = None  # the execution publishing right now

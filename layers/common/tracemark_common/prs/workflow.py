@@ -75,6 +75,7 @@ class PullRequestApi(Protocol):
     def update_check_run(
         self, installation_id: int, full_name: str, check_run_id: int, fields: dict[str, Any]
     ) -> dict[str, Any]: ...
+    def find_check_run(self, installation_id: int, full_name: str, head_sha: str, name: str) -> int | None: ...
 
 
 @dataclass
@@ -376,6 +377,19 @@ def _release_quietly(deps: WorkflowDeps, pr: dict[str, Any], owner: str) -> None
 # -- step 4: the check run --------------------------------------------------------------------------------
 
 
+def _mark_check_pending(deps: WorkflowDeps, pr: dict[str, Any], owner: str, head_sha: str) -> None:
+    """Remember, under the lease, that a check run is being created for `head_sha`: if storing its
+    id fails afterwards, the retried step looks the run up instead of creating a second one."""
+
+    def change(state: PullRequestState) -> None:
+        if state.lock_owner != owner:
+            raise PublishBusy("the publishing lease was lost")
+        if head_sha not in state.check_pending:
+            state.check_pending = [*state.check_pending, head_sha][-20:]
+
+    deps.store.update_pull(pr["repository_id"], pr["number"], change)
+
+
 def publish_check(state: dict[str, Any], deps: WorkflowDeps) -> dict[str, Any]:
     pr, correlation = state["pr"], state["correlation"]
     comment = state.get("comment") or {}
@@ -395,12 +409,16 @@ def publish_check(state: dict[str, Any], deps: WorkflowDeps) -> dict[str, Any]:
     try:
         run_id = held.check_runs.get(head_sha)
         created = False
+        if run_id is None and head_sha in held.check_pending:
+            # An earlier attempt created the run but failed before storing its id: find it.
+            run_id = deps.github.find_check_run(pr["installation_id"], pr["full_name"], head_sha, fields["name"])
         if run_id is not None:
             try:
                 deps.github.update_check_run(pr["installation_id"], pr["full_name"], run_id, fields)
             except GitHubNotFound:
                 run_id = None
         if run_id is None:
+            _mark_check_pending(deps, pr, owner, head_sha)
             try:
                 run = deps.github.create_check_run(pr["installation_id"], pr["full_name"], fields)
             except GitHubNotFound:  # the repository or the commit went away
@@ -412,6 +430,7 @@ def publish_check(state: dict[str, Any], deps: WorkflowDeps) -> dict[str, Any]:
         raise
 
     def done(s: PullRequestState) -> None:
+        s.check_pending = [sha for sha in s.check_pending if sha != head_sha]
         runs = {k: v for k, v in s.check_runs.items() if k != head_sha}
         # keep the ids of the last few heads only: the item stays small
         s.check_runs = dict(list(runs.items())[-19:]) | {head_sha: run_id}
