@@ -13,9 +13,11 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from tracemark_common.observability import logger, tracer
 from tracemark_common.prs import runtime, workflow
+from tracemark_common.transient import transient_as_unavailable
 
 
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return workflow.correlate_pull_request(event, runtime.workflow_deps())
+    with transient_as_unavailable("CorrelateSessions"):  # throttling is retried by the state machine
+        return workflow.correlate_pull_request(event, runtime.workflow_deps())

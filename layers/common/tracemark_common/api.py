@@ -16,6 +16,7 @@ from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from tracemark_common import errors
 from tracemark_common.observability import logger
 from tracemark_common.routes import allowed_methods
+from tracemark_common.transient import transient_reason
 
 STATUS: dict[type[errors.TracemarkError], HTTPStatus] = {
     errors.BadRequest: HTTPStatus.BAD_REQUEST,
@@ -28,6 +29,9 @@ STATUS: dict[type[errors.TracemarkError], HTTPStatus] = {
     errors.Unprocessable: HTTPStatus.UNPROCESSABLE_ENTITY,
     errors.Unavailable: HTTPStatus.SERVICE_UNAVAILABLE,
 }
+
+# A 503 tells clients when to try again (the CLI spools and retries on its next push anyway).
+RETRY_AFTER_SECONDS = "1"
 
 # API Gateway caps bodies at 10 MB and Lambda payloads at 6 MB; we accept at most this much in a
 # request body (bigger uploads go through presigned S3 URLs, SPEC §2.6).
@@ -61,7 +65,8 @@ def create_resolver() -> APIGatewayHttpResolver:
         status = status_for(exc)
         if status >= 500:
             logger.warning("request failed", extra={"code": exc.code, "error": exc.message})
-        return error_response(status, exc.code, exc.message)
+        headers = {"Retry-After": RETRY_AFTER_SECONDS} if status == HTTPStatus.SERVICE_UNAVAILABLE else None
+        return error_response(status, exc.code, exc.message, headers=headers)
 
     @app.not_found
     def _not_found(exc: NotFoundError) -> Response[str]:
@@ -78,6 +83,15 @@ def create_resolver() -> APIGatewayHttpResolver:
 
     @app.exception_handler(Exception)  # type: ignore[untyped-decorator]
     def _unexpected(exc: Exception) -> Response[str]:
+        reason = transient_reason(exc)
+        if reason is not None:  # throttling, a conflicting transaction, a storage 5xx: retryable
+            logger.warning("storage unavailable", extra={"reason": reason}, exc_info=exc)
+            return error_response(
+                HTTPStatus.SERVICE_UNAVAILABLE,
+                errors.Unavailable.code,
+                f"storage is temporarily unavailable ({reason}); retry the request",
+                headers={"Retry-After": RETRY_AFTER_SECONDS},
+            )
         logger.exception("unhandled error")
         return error_response(HTTPStatus.INTERNAL_SERVER_ERROR, "internal_error", "internal error; see the server log")
 
