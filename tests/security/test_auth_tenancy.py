@@ -193,3 +193,25 @@ def test_a_signing_key_alone_is_not_enough_and_a_bad_signature_is_refused(
     status, body = call(stack, "POST", "/v1/attestations", alice.token, json_body=sign(b"{}", stranger))
     assert (status, body["error"]["code"]) == (422, "unknown_key")
     assert call(stack, "GET", "/v1/sessions/s-1", tenant.admin)[0] == 404
+
+
+def test_server_admin_token_is_long_and_compared_in_constant_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """T1.7: the admin token is compared with hmac.compare_digest, and one under 32 characters is
+    never accepted (a misconfigured short secret disables it rather than making it guessable)."""
+    from tracemark_common import auth
+
+    seen: list[bytes] = []
+    real = auth.hmac.compare_digest
+
+    def spy(a: bytes, b: bytes) -> bool:
+        seen.append(a)
+        return real(a, b)
+
+    monkeypatch.setattr(auth.hmac, "compare_digest", spy)
+    good = "adm-" + "z" * 40
+    config = auth.AuthConfig(jwt_secret="j" * 48, admin_token=good, issuer="t")
+    assert auth.authenticate({"Authorization": f"Bearer {good}"}, config=config).role == "server_admin"
+    assert seen == [good.encode()]
+    short = auth.AuthConfig(jwt_secret="j" * 48, admin_token="short-admin", issuer="t")
+    with pytest.raises(auth.Unauthorized):
+        auth.authenticate({"Authorization": "Bearer short-admin"}, config=short, tokens=None)
