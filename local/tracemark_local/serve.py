@@ -289,9 +289,7 @@ def run(options: ServeOptions) -> int:  # noqa: PLR0915 - start-up reads best as
         timer = threading.Timer(float(lifetime), stop.set)
         timer.daemon = True
         timer.start()
-    server_thread = threading.Thread(target=server.serve_forever, name="http", daemon=True)
-    server_thread.start()
-
+    # Before the first request is answered: whoever saw /healthz answer finds serve.json.
     discovery = write_discovery(
         data_dir,
         {
@@ -305,6 +303,9 @@ def run(options: ServeOptions) -> int:  # noqa: PLR0915 - start-up reads best as
             "pid": os.getpid(),
         },
     )
+
+    server_thread = threading.Thread(target=server.serve_forever, name="http", daemon=True)
+    server_thread.start()
 
     elapsed = time.monotonic() - started
     if not options.quiet:
