@@ -42,6 +42,10 @@ def test_secrets_are_references_and_each_function_reads_only_its_own(template: d
     ):
         assert params[name].get("Default", "") == "", name
         assert "Secrets Manager ARN" in params[name]["Description"]
+        pattern = re.compile(params[name]["AllowedPattern"])  # CloudFormation refuses a pasted value
+        assert pattern.fullmatch("arn:aws:secretsmanager:eu-west-1:123456789012:secret:tracemark/key-AbCdEf")
+        for value in ("-----BEGIN PRIVATE KEY-----", "s3cr3t-value-of-forty-characters-0123456", "arn:aws:s3:::b"):
+            assert not pattern.fullmatch(value), (name, value)
     env = json.dumps(template["Globals"]["Function"]["Environment"])
     assert "SECRET_ID" in env and "BEGIN" not in env
     readers: dict[str, set[str]] = {}
