@@ -220,3 +220,31 @@ def test_contracts_cannot_make_the_server_fetch_policies(
     )
     assert 400 <= status < 500, body
     assert ok(stack, "GET", "/v1/projects/web/contract", tenant.admin)["contract"] is None
+
+
+def test_cli_sends_no_token_to_presigned_upload_urls() -> None:
+    """T6.5: the presigned URL the server returns gets the bytes but never the bearer token (nor a
+    `~/.netrc` credential), redirects are not followed, and plain http is refused off loopback."""
+    from tracemark.client import ApiClient
+
+    prepared: list[requests.PreparedRequest] = []
+    redirects: list[Any] = []
+
+    class Recording(requests.Session):
+        def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+            prepared.append(request)
+            redirects.append(kwargs.get("allow_redirects"))
+            response = requests.Response()
+            response.status_code = 200
+            response._content = b""
+            return response
+
+    client = ApiClient("https://tracemark.example.test", "secret-bearer-" + "t" * 30, session=Recording())
+    answer = client.put_upload("http://uploads.example.test/x", b"data")
+    assert answer.status == 0 and not prepared  # refused before any request
+    client.put_upload("https://bucket.s3.example.test/k?X-Amz-Signature=abc", b"data", {"Content-Type": "a/b"})
+    client.request("GET", "/v1/whoami")
+    upload, api = prepared
+    assert "Authorization" not in upload.headers
+    assert api.headers["Authorization"].startswith("Bearer secret-bearer-")
+    assert redirects == [False, False]
