@@ -201,3 +201,12 @@ def test_reads_the_fields_the_cli_writes(envelope: dict[str, Any]) -> None:
     assert "150 tool calls for 1 prompt(s): mostly autonomous" in messages
     assert "7 failed tool calls" in messages
     assert any("github-pat" in m for m in messages)
+
+
+def test_task_runner_checks_count_as_verification() -> None:
+    from tracemark_common.prs.score import VERIFY_COMMAND
+
+    for command in ("mise run lint", "just test", "task build", "golangci-lint run ./...", "pre-commit run -a"):
+        assert VERIFY_COMMAND.search(command), command
+    for command in ("mise install", "just fmt", "ls -la", "echo testing"):
+        assert not VERIFY_COMMAND.search(command), command

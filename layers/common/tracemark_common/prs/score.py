@@ -23,7 +23,8 @@ FLAG_ORDER = {"green": 0, "yellow": 1, "red": 2}
 VERIFY_COMMAND = re.compile(
     r"\b(pytest|tox|nox|unittest|go (test|build|vet)|cargo (test|build|check|clippy)|npm (run )?(test|build|lint)"
     r"|yarn (test|build|lint)|pnpm (test|build|lint)|make( \S+)* (test|check|build|lint)|mvn (test|verify|package)"
-    r"|gradle\w* (test|build|check)|ruff|mypy|eslint|tsc|jest|vitest|rspec|phpunit|dotnet (test|build))\b"
+    r"|gradle\w* (test|build|check)|ruff|mypy|eslint|tsc|jest|vitest|rspec|phpunit|dotnet (test|build)"
+    r"|(mise|just|task|bun|deno)( run)? \S*(test|build|check|lint)|golangci-lint|pre-commit run)\b"
 )
 DANGEROUS_COMMANDS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("recursive delete of a root or home path", re.compile(r"\brm\s+-[a-zA-Z]*[rf][a-zA-Z]*\s+(/|~|\$HOME)(\s|$|\*)")),
