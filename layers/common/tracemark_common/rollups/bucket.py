@@ -108,7 +108,8 @@ class Bucket:
         scalars = dict(self.scalars)
         gaps = dict(self.gaps)
         users = {h: list(rec) for h, *rec in self.user_records()}
-        user_names = dict(self.user_names)
+        before = set(users)
+        user_names: dict[bytes, tuple[str, str]] = {}
         models = {h: list(rec) for h, rec in self.models.items()}
         model_names = dict(self.model_names)
         for name, value in delta.counters.items():
@@ -129,11 +130,18 @@ class Bucket:
             if prefix == USER_NAME:
                 user_names[_hash(ident)] = (text, user_names.get(_hash(ident), ("", "user"))[1])
             elif prefix == USER_KIND:
-                user_names[_hash(ident)] = (user_names.get(_hash(ident), (ident, ""))[0], text)
+                user_names[_hash(ident)] = (user_names.get(_hash(ident), (ident, "user"))[0], text)
             elif prefix == MODEL_NAME:
                 model_names[_hash(ident)] = text
         users = {h: rec for h, rec in users.items() if any(rec)}
         models = {h: rec for h, rec in models.items() if any(rec)}
+        if users.keys() == before:
+            # The same users as before: their names are stored already (a name is the preimage of
+            # its hash, and a user's kind does not change), so no JSON round trip.
+            names_bytes: bytes | None = self._names_bytes
+        else:
+            names_bytes = None
+            user_names = {**self.user_names, **user_names}
         return Bucket.build(
             scalars={k: v for k, v in scalars.items() if v},
             gaps={d: v for d, v in gaps.items() if v},
@@ -141,6 +149,7 @@ class Bucket:
             user_names={h: n for h, n in user_names.items() if h in users},
             models={h: (rec[0], rec[1], rec[2]) for h, rec in models.items()},
             model_names={h: n for h, n in model_names.items() if h in models},
+            names_bytes=names_bytes,
         )
 
     @classmethod
@@ -153,10 +162,15 @@ class Bucket:
         user_names: Mapping[bytes, tuple[str, str]],
         models: Mapping[bytes, tuple[int, int, int]],
         model_names: Mapping[bytes, str],
+        names_bytes: bytes | None = None,
     ) -> Bucket:
+        """A bucket from decoded parts; `names_bytes`, when given, are the already encoded names
+        of exactly these users (`user_names` is then not read)."""
         ordered = sorted(users.items())
         user_bytes = b"".join(USER_RECORD.pack(h, *(_checked(v) for v in rec)) for h, rec in ordered)
-        names = {h.hex(): list(user_names.get(h, (h.hex(), "user"))) for h, _ in ordered}
+        if names_bytes is None:
+            names = {h.hex(): list(user_names.get(h, (h.hex(), "user"))) for h, _ in ordered}
+            names_bytes = json.dumps(names, separators=(",", ":"), sort_keys=True).encode() if names else b""
         return cls(
             scalars={k: _checked(v) for k, v in scalars.items()},
             gaps={d: _checked(v) for d, v in gaps.items()},
@@ -164,7 +178,7 @@ class Bucket:
             models=dict(models),
             model_names=dict(model_names),
             _user_bytes=user_bytes,
-            _names_bytes=json.dumps(names, separators=(",", ":"), sort_keys=True).encode() if names else b"",
+            _names_bytes=names_bytes,
         )
 
     # ---- the binary form --------------------------------------------------------------------
