@@ -175,3 +175,17 @@ def test_dependencies_are_pinned_and_the_dashboard_is_self_contained() -> None:
         text = path.read_text(encoding="utf-8")
         assert not re.search(r"""(src|href)=["']?(https?:)?//""", text), path
         assert not re.search(r"""import\s*\(?\s*["']https?://""", text), path
+
+
+def test_tokens_are_returned_once_and_never_stored(stack: Any, new_tenant: Callable[[], Tenant]) -> None:
+    """T11.5: a minted JWT is in the response only; the table keeps its id (jti), never the token."""
+    tenant = new_tenant()
+    member = tenant.member("dev")
+    client = stack.boto3_client("dynamodb")
+    dump = ""
+    for table in stack.tables.values():
+        for page in client.get_paginator("scan").paginate(TableName=table):
+            dump += json.dumps(page["Items"], default=repr)  # binary rollup details as repr
+    assert member.token_id in dump  # the scan really sees the token items
+    for token in (member.token, tenant.admin):
+        assert token not in dump and token.split(".")[2] not in dump
