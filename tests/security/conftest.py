@@ -62,7 +62,8 @@ class Tenant:
     def envelope(self, member: Member, session: str, n: int = 1, **predicate: Any) -> dict[str, Any]:
         ev = evidence(session, commits=[commit_entry(n)])
         predicate.setdefault("org", self.org)
-        return sign(statement(ev, **predicate), member.key)
+        signed: dict[str, Any] = sign(statement(ev, **predicate), member.key)
+        return signed
 
 
 @pytest.fixture

@@ -34,7 +34,7 @@ def test_forged_tokens_are_refused(stack: Any, new_tenant: Callable[[], Tenant])
         "jti": "tok_" + "0" * 32,
         "exp": int(time.time()) + 600,
     }
-    unsigned = jwt.encode(claims, None, algorithm="none")
+    unsigned = jwt.encode(claims, "", algorithm="none")
     other_key = jwt.encode(claims, "not-the-server-key-" + "x" * 32, algorithm="HS256")
     unknown = jwt.encode(claims, _jwt_secret(stack), algorithm="HS256")  # signed right, never minted
     for token in (unsigned, other_key, unknown, "garbage", "a.b.c", "x" * 9000):
@@ -198,20 +198,23 @@ def test_a_signing_key_alone_is_not_enough_and_a_bad_signature_is_refused(
 def test_server_admin_token_is_long_and_compared_in_constant_time(monkeypatch: pytest.MonkeyPatch) -> None:
     """T1.7: the admin token is compared with hmac.compare_digest, and one under 32 characters is
     never accepted (a misconfigured short secret disables it rather than making it guessable)."""
+    import hmac
+
     from tracemark_common import auth
+    from tracemark_common.errors import Unauthorized
 
     seen: list[bytes] = []
-    real = auth.hmac.compare_digest
+    real = hmac.compare_digest
 
     def spy(a: bytes, b: bytes) -> bool:
         seen.append(a)
-        return real(a, b)
+        return bool(real(a, b))
 
-    monkeypatch.setattr(auth.hmac, "compare_digest", spy)
+    monkeypatch.setattr("tracemark_common.auth.hmac.compare_digest", spy)
     good = "adm-" + "z" * 40
     config = auth.AuthConfig(jwt_secret="j" * 48, admin_token=good, issuer="t")
     assert auth.authenticate({"Authorization": f"Bearer {good}"}, config=config).role == "server_admin"
     assert seen == [good.encode()]
     short = auth.AuthConfig(jwt_secret="j" * 48, admin_token="short-admin", issuer="t")
-    with pytest.raises(auth.Unauthorized):
+    with pytest.raises(Unauthorized):
         auth.authenticate({"Authorization": "Bearer short-admin"}, config=short, tokens=None)

@@ -28,7 +28,8 @@ FETCH = (
 
 
 def _attest(stack: Any, tenant: Tenant, member: Any, stmt: dict[str, Any]) -> tuple[int, Any]:
-    return call(stack, "POST", "/v1/attestations", member.token, json_body=sign(stmt, member.key))
+    status, body = call(stack, "POST", "/v1/attestations", member.token, json_body=sign(stmt, member.key))
+    return status, body
 
 
 def test_oversize_bodies_are_413_before_parsing(stack: Any, new_tenant: Callable[[], Tenant]) -> None:

@@ -3,6 +3,7 @@ backend fetches only `GITHUB_API_URL`, with paths built from ids, never a URL fr
 
 from __future__ import annotations
 
+import hmac
 import json
 import uuid
 from collections.abc import Callable
@@ -15,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from conftest import Tenant, call, ok
 from tracemark_common.github import AppCredentials, GitHubClient, GitHubError, PaginationError, TokenCache
-from tracemark_common.prs import runtime, signature
+from tracemark_common.prs import runtime
 from tracemark_common.prs.signature import signature_for, verify_signature
 from tracemark_common.prs.webhook import handle_delivery
 from tracemark_local.fake_github import FakeGitHub
@@ -95,13 +96,13 @@ def test_redelivered_webhooks_are_deduplicated(stack: Any) -> None:
 def test_signature_comparison_is_constant_time(monkeypatch: pytest.MonkeyPatch) -> None:
     """T5.3: the digest comparison goes through hmac.compare_digest (never ==)."""
     seen: list[tuple[bytes, bytes]] = []
-    real = signature.hmac.compare_digest
+    real = hmac.compare_digest
 
     def spy(a: bytes, b: bytes) -> bool:
         seen.append((a, b))
-        return real(a, b)
+        return bool(real(a, b))
 
-    monkeypatch.setattr(signature.hmac, "compare_digest", spy)
+    monkeypatch.setattr("tracemark_common.prs.signature.hmac.compare_digest", spy)
     verify_signature("s3cret", b"{}", signature_for("s3cret", b"{}"))
     with pytest.raises(Exception, match="does not match"):
         verify_signature("s3cret", b"{}", signature_for("other", b"{}"))
@@ -178,7 +179,7 @@ def test_github_client_stays_on_its_own_origin(app_key: tuple[str, str]) -> None
     sent: list[dict[str, Any]] = []
 
     class Redirecting(requests.Session):
-        def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> Any:
             sent.append({"url": url, **kwargs})
             response = requests.Response()
             response.status_code = 302
@@ -231,7 +232,7 @@ def test_cli_sends_no_token_to_presigned_upload_urls() -> None:
     redirects: list[Any] = []
 
     class Recording(requests.Session):
-        def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
             prepared.append(request)
             redirects.append(kwargs.get("allow_redirects"))
             response = requests.Response()
