@@ -79,12 +79,12 @@ def new_tenant(stack: Any) -> Callable[[], Tenant]:
     return make
 
 
-def _load_e2e_fixtures() -> Any:
-    """`served_stack` (the real `tracemark serve` in a subprocess) from tests/e2e/conftest.py."""
+def _load_fixtures(relative: str, name: str) -> Any:
+    """Fixtures of another test folder's conftest, loaded under a unique module name."""
     import importlib.util
 
-    path = Path(__file__).resolve().parents[1] / "e2e" / "conftest.py"
-    spec = importlib.util.spec_from_file_location("tracemark_security_e2e_fixtures", path)
+    path = Path(__file__).resolve().parents[1] / relative
+    spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
@@ -92,6 +92,9 @@ def _load_e2e_fixtures() -> Any:
     return module
 
 
-_e2e = _load_e2e_fixtures()
+_e2e = _load_fixtures("e2e/conftest.py", "tracemark_security_e2e_fixtures")
 github_app_key = _e2e.github_app_key
-served_stack = _e2e.served_stack
+served_stack = _e2e.served_stack  # the real `tracemark serve` in a subprocess
+_browser = _load_fixtures("e2e/browser/conftest.py", "tracemark_security_browser_fixtures")
+chromium = _browser.chromium  # Debian's chromium driven by Playwright
+page = _browser.page

@@ -134,3 +134,45 @@ def test_serve_refuses_unsigned_s3_and_moto_service_calls(served_stack: Any) -> 
     assert "script-src 'self'" in page.headers["Content-Security-Policy"]
     assert "frame-ancestors 'none'" in page.headers["Content-Security-Policy"]
     assert page.headers["X-Content-Type-Options"] == "nosniff"
+
+
+XSS = '<img src=x onerror="window.__xss=1"><script>window.__xss=2</script>'
+
+
+def test_dashboard_shows_hostile_session_data_as_text_in_a_real_browser(served_stack: Any, page: Any) -> None:
+    """T8.2: a session whose model, agent version, branch, file paths and warnings carry HTML is
+    shown literally in headless Chromium; no injected script runs."""
+    base = served_stack.url
+    admin = {"Authorization": f"Bearer {served_stack.admin_token}"}
+    org = "sec-xss-" + datetime.now(UTC).strftime("%H%M%S%f")
+    token = requests.post(f"{base}/v1/orgs", json={"name": org}, headers=admin, timeout=30).json()["token"]
+    auth = {"Authorization": f"Bearer {token}"}
+    requests.post(f"{base}/v1/projects", json={"name": "web"}, headers=auth, timeout=30)
+    key = dsse.generate_private_key()
+    requests.post(f"{base}/v1/keys", json={"public_key_pem": public_pem(key)}, headers=auth, timeout=30)
+    now = datetime.now(UTC).replace(microsecond=0)
+    ev = evidence(
+        "xss-1",
+        started=(now - timedelta(hours=1)).isoformat(),
+        ended=now.isoformat(),
+        commits=[commit_entry(1)],
+        models=[XSS],
+    )
+    data = ev["data"]
+    data["agent"]["version"] = XSS
+    data["git_context"]["branch"] = XSS
+    data["warnings"] = [XSS]
+    for item in data.get("code_changes", {}).get("files", []):
+        item["path"] = "src/" + XSS
+    created = requests.post(f"{base}/v1/attestations", json=sign(statement(ev, org=org), key), headers=auth, timeout=30)
+    assert created.status_code == 201, created.text
+
+    page.goto(base + "/")
+    page.get_by_label("API token").fill(token)
+    page.get_by_role("button", name="Use token").click()
+    page.goto(base + "/#/sessions/xss-1")
+    page.locator("#files-table").wait_for()
+    page.wait_for_timeout(300)
+    assert page.evaluate("window.__xss") is None
+    assert page.locator("img[src='x']").count() == 0
+    assert "onerror" in page.locator("main").inner_text()  # shown as text
