@@ -11,6 +11,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from tracemark_common import errors
 from tracemark_common.api import create_resolver, json_response
 from tracemark_common.auth import authenticate
 from tracemark_common.observability import logger, metrics, tracer
@@ -18,6 +19,7 @@ from tracemark_common.rollups.dynamo import rollup_store_from_settings
 from tracemark_common.rollups.service import dashboard_for
 
 app = create_resolver()
+KNOWN_PARAMETERS = frozenset({"range", "project"})
 
 
 def _project_exists(org: str, name: str) -> bool:
@@ -30,8 +32,14 @@ def _project_exists(org: str, name: str) -> bool:
 def dashboard_ai() -> Response[str]:
     event = app.current_event
     params = event.query_string_parameters or {}
+    principal = authenticate(event.headers)
+    unknown = sorted(set(params) - KNOWN_PARAMETERS)
+    if unknown:  # as GET /v1/sessions does: a misspelt filter must not silently widen the answer
+        raise errors.BadRequest(
+            f"unknown query parameters {unknown}; known: {sorted(KNOWN_PARAMETERS)}", code="bad_request"
+        )
     body = dashboard_for(
-        authenticate(event.headers),
+        principal,
         params.get("range"),
         params.get("project"),
         store=rollup_store_from_settings(),

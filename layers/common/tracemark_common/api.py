@@ -6,6 +6,8 @@ Handlers raise domain errors (`tracemark_common.errors`); this module turns each
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from http import HTTPStatus
 from typing import Any
@@ -72,7 +74,11 @@ def create_resolver() -> APIGatewayHttpResolver:
     def _not_found(exc: NotFoundError) -> Response[str]:
         event = app.current_event
         methods = allowed_methods(event.path)
-        if methods:
+        # A known method that the router did not match: a path parameter holds characters the
+        # router's parameter pattern does not take (control or symbol characters). No such
+        # resource can exist, so it is a 404 like any other unknown name, never a 405 that
+        # names the very method the client used.
+        if methods and event.http_method.upper() not in methods:
             return error_response(
                 HTTPStatus.METHOD_NOT_ALLOWED,
                 "method_not_allowed",
@@ -98,11 +104,22 @@ def create_resolver() -> APIGatewayHttpResolver:
     return app
 
 
+def body_bytes(event: Any) -> bytes:
+    """The request body as bytes. API Gateway base64-encodes bodies that are not text; Powertools'
+    `decoded_body` then decodes them as UTF-8 and raises on anything else (a 500 for a client's
+    binary body), so the bytes are taken here and each route decides what to accept."""
+    body = event.get("body") or ""
+    if event.get("isBase64Encoded"):
+        try:
+            return base64.b64decode(body, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise errors.BadRequest("the request body is not valid base64", code="bad_request") from exc
+    return body.encode("utf-8", "surrogateescape") if isinstance(body, str) else bytes(body)
+
+
 def raw_body(app: APIGatewayHttpResolver, limit: int = MAX_BODY_BYTES) -> bytes:
     """The request body as bytes, bounded by `limit`."""
-    event = app.current_event
-    body = event.decoded_body or ""
-    data = body.encode() if isinstance(body, str) else body
+    data = body_bytes(app.current_event)
     if len(data) > limit:
         raise errors.PayloadTooLarge(
             f"request body is {len(data)} bytes; the limit is {limit} bytes (use POST /v1/uploads for larger bodies)"

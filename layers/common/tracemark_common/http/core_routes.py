@@ -18,7 +18,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 
 from tracemark_common import dsse
-from tracemark_common.api import MAX_BODY_BYTES, json_response
+from tracemark_common.api import MAX_BODY_BYTES, body_bytes, json_response
 from tracemark_common.auth import (
     SCOPES,
     Principal,
@@ -84,8 +84,7 @@ def _principal() -> Principal:
 
 
 def _raw(limit: int = MAX_BODY_BYTES) -> bytes:
-    body = router.current_event.decoded_body or ""
-    data = body.encode() if isinstance(body, str) else body
+    data = body_bytes(router.current_event)
     if len(data) > limit:
         raise PayloadTooLarge(
             f"request body is {len(data)} bytes; the limit is {limit} bytes (use POST /v1/uploads for larger bodies)"
@@ -275,9 +274,13 @@ _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 def _ttl(body: dict[str, Any]) -> int:
     """`ttl_seconds` (integer), or `ttl` as seconds or a duration like "90d", "12h", "30m"."""
+    if "ttl_seconds" in body and "ttl" in body:
+        raise BadRequest("give 'ttl_seconds' or 'ttl', not both", code="bad_request")
     value = body.get("ttl_seconds", body.get("ttl", DEFAULT_TTL))
     if isinstance(value, str) and (match := _DURATION.match(value.strip())):
         value = int(match.group(1)) * _UNIT[match.group(2)]
+    if isinstance(value, float) and value.is_integer():  # 3600.0 is an integer in JSON
+        value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or not 60 <= value <= MAX_TTL:
         raise BadRequest(
             f"'ttl_seconds' must be an integer from 60 to {MAX_TTL} (or 'ttl' a duration such as '90d')",

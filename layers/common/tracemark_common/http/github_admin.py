@@ -20,7 +20,7 @@ from typing import Any
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
-from tracemark_common.api import json_response
+from tracemark_common.api import body_bytes, json_response
 from tracemark_common.auth import Principal, authenticate, require_org_admin, require_server_admin
 from tracemark_common.errors import BadRequest, NotFound
 from tracemark_common.http.services import services
@@ -30,7 +30,7 @@ from tracemark_common.store.memory import decode_cursor, encode_cursor
 
 router = Router()  # type: ignore[no-untyped-call]
 
-_ID = re.compile(r"^[1-9][0-9]{0,19}$")
+ID = re.compile(r"^[1-9][0-9]{0,19}$")
 _ORG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _PROJECT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 MAX_LIMIT = 200
@@ -43,14 +43,13 @@ def _principal() -> Principal:
 
 
 def _id(value: str, what: str) -> int:
-    if not _ID.fullmatch(value or ""):
+    if not ID.fullmatch(value or ""):
         raise BadRequest(f"{what} must be a positive integer", code="bad_request")
     return int(value)
 
 
 def _body() -> dict[str, Any]:
-    raw = router.current_event.decoded_body or ""
-    data = raw.encode() if isinstance(raw, str) else raw
+    data = body_bytes(router.current_event)
     if len(data) > MAX_BODY:
         raise BadRequest(f"the request body is larger than {MAX_BODY} bytes", code="bad_request")
     try:
@@ -64,6 +63,9 @@ def _body() -> dict[str, Any]:
 
 def _page(items: list[dict[str, Any]], key: Callable[[dict[str, Any]], str]) -> Response[str]:
     params = dict(router.current_event.query_string_parameters or {})
+    unknown = sorted(set(params) - {"limit", "cursor"})
+    if unknown:  # as GET /v1/sessions does: a misspelt parameter is an error, not silently ignored
+        raise BadRequest(f"unknown query parameters {unknown}; known: ['cursor', 'limit']", code="bad_request")
     try:
         limit = int(params.get("limit", "50"))
     except ValueError as exc:
