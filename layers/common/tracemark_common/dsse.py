@@ -103,15 +103,20 @@ def sign(payload: bytes, key: PrivateKey, payload_type: str = INTOTO_PAYLOAD_TYP
 
 
 def _b64decode(value: object, what: str) -> bytes:
+    """Standard or URL-safe base64 (DSSE allows both), in its canonical spelling only: the unused
+    low bits of the last character must be zero and the padding present, so one byte string has
+    exactly one encoding per alphabet and a changed character never decodes to the same bytes
+    (envelopes are content-addressed by their JSON)."""
     if not isinstance(value, str):
         raise DsseError(f"{what} must be a base64 string")
+    standard = value.replace("-", "+").replace("_", "/")
     try:
-        return base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError):
-        try:  # DSSE allows URL-safe base64 too
-            return base64.urlsafe_b64decode(value)
-        except (binascii.Error, ValueError) as exc:
-            raise DsseError(f"{what} is not valid base64") from exc
+        decoded = base64.b64decode(standard, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise DsseError(f"{what} is not valid base64") from exc
+    if value not in (base64.b64encode(decoded).decode(), base64.urlsafe_b64encode(decoded).decode()):
+        raise DsseError(f"{what} is not canonical base64 (standard or URL-safe, padded, no stray bits)")
+    return decoded
 
 
 def _verify_one(key: PublicKey, signature: bytes, message: bytes) -> bool:
