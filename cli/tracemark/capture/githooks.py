@@ -259,6 +259,7 @@ def _process(pid: int) -> tuple[list[str], int] | None:
 
 
 _TRAILER_LINE = re.compile(r"^[A-Za-z0-9-]+\s*:")
+_BLANKISH_LINE = re.compile(r"^[^\S\n]+$", re.MULTILINE)
 
 
 def _append_trailer(message: str, value: str) -> str | None:
@@ -269,11 +270,19 @@ def _append_trailer(message: str, value: str) -> str | None:
     """
     if "\n#" in "\n" + message or "\n---" in "\n" + message or "\r" in message:
         return None
+    if _BLANKISH_LINE.search(message):
+        return None  # git takes a whitespace-only line for a blank one: its paragraphs, its rules
     body = message.rstrip("\n")
     paragraphs = body.split("\n\n")
     line = f"{TRAILER_KEY}: {value}"
     last = paragraphs[-1].split("\n")
-    if len(paragraphs) > 1 and last and all(_TRAILER_LINE.match(x) or x[:1] in (" ", "\t") for x in last):
+    # A trailer block: trailer lines and their continuations, so it starts with a trailer line.
+    if (
+        len(paragraphs) > 1
+        and last
+        and _TRAILER_LINE.match(last[0])
+        and all(_TRAILER_LINE.match(x) or x[:1] in (" ", "\t") for x in last)
+    ):
         kept = [x for x in last if not x.lower().startswith(TRAILER_KEY.lower() + ":")]
         if len(kept) != len(last) and any(x[:1] in (" ", "\t") for x in last):
             return None  # a folded value of ours: let git rewrite it
