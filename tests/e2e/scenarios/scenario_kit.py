@@ -186,9 +186,9 @@ class Dev:
         full.parent.mkdir(parents=True, exist_ok=True)
         full.write_text(content)
 
-    def commit(self, message: str, *paths: str, amend: bool = False) -> str:
+    def commit(self, message: str, *paths: str, amend: bool = False, signoff: bool = False) -> str:
         self.git("add", *(paths or ("-A",)))
-        self.git("commit", "-q", *(["--amend"] if amend else []), "-m", message)
+        self.git("commit", "-q", *(["--amend"] if amend else []), *(["--signoff"] if signoff else []), "-m", message)
         return self.head()
 
     def head(self, rev: str = "HEAD") -> str:
@@ -396,6 +396,23 @@ class CursorSession:
 
     def end(self) -> None:
         self.hook("sessionEnd", reason="completed", duration_ms=1000, final_status="completed")
+
+    def relay_through_claude_hooks(self, event: str, **fields: Any) -> list[str]:
+        """Cursor also runs the project's Claude Code hooks, with Claude-format payloads that carry
+        `cursor_version` (SPEC §2.3: such payloads MUST NOT be captured twice)."""
+        template = next((t for t in CLAUDE_TEMPLATES if t["hook_event_name"] == event), {"hook_event_name": event})
+        payload = {k: v for k, v in template.items() if k not in ("tool_name", "tool_input", "tool_use_id")}
+        payload.update(
+            session_id=self.id,
+            conversation_id=self.id,
+            transcript_path=None,
+            cwd=str(self.dev.root),
+            cursor_version=CURSOR_TEMPLATES[0]["cursor_version"],
+            workspace_roots=[str(self.dev.root)],
+            model=self.model,
+        )
+        payload.update(fields)
+        return self.dev.agent_hook("claude", event, payload)
 
 
 # -- GitHub --------------------------------------------------------------------------------------------

@@ -76,7 +76,19 @@ def test_a_developers_day(served_stack: Any, tmp_path: Path) -> None:
     # When Cursor's agent rewrites a function and Alice edits the same file and the README by hand
     c_1 = CursorSession(alice, model="composer-2")
     c_1.start()
-    c_1.edit("src/util.py", "def b():\n    return 1\n", "def b():\n    return 2\n\n\ndef c():\n    return 3\n")
+    ledger = alice.state / "sessions" / f"{c_1.id}.jsonl"
+    captured = ledger.read_text()
+    # (Cursor relays the same prompt and edit to the project's Claude Code hooks too: ignored)
+    old_b, new_b = "def b():\n    return 1\n", "def b():\n    return 2\n\n\ndef c():\n    return 3\n"
+    edit = {"file_path": str(alice.root / "src/util.py"), "old_string": old_b, "new_string": new_b}
+    assert c_1.relay_through_claude_hooks("UserPromptSubmit", prompt="Refactor the helper.")
+    assert c_1.relay_through_claude_hooks("PreToolUse", tool_name="Edit", tool_input=edit, tool_use_id="relayed-1")
+    c_1.edit("src/util.py", old_b, new_b)
+    assert c_1.relay_through_claude_hooks("PostToolUse", tool_name="Edit", tool_input=edit, tool_use_id="relayed-1")
+    assert ledger.read_text().startswith(captured)
+    assert ledger.read_text().count("\n") == captured.count("\n") + 1  # the afterFileEdit, once
+    relayed = [line for line in (alice.state / "log.txt").read_text().splitlines() if c_1.id in line]
+    assert sum("result=ignored" in line for line in relayed) == 3
     c_1.stop(input_tokens=40450, output_tokens=754)
     c_1.end()
     util = (alice.root / "src/util.py").read_text()
@@ -96,8 +108,10 @@ def test_a_developers_day(served_stack: Any, tmp_path: Path) -> None:
     a2.edit("src/app.py", "line_5 = 5\n", "line_5 = 50\nline_5b = 51\n")
     a2.write("tests/test_app.py", "from src.app import line_1\n\n\nassert line_1 == 1\n")
     a2.end()
-    c3 = alice.commit("test: app")
+    c3 = alice.commit("test: app", signoff=True)
+    # Then the trailer joins the Signed-off-by block (one trailer paragraph, git reads both)
     assert alice.trailer_sessions(c3) == [a2.id]
+    assert alice.message(c3).rstrip().endswith(f"Signed-off-by: Alice <alice@example.com>\nTracemark-Sessions: {a2.id}")
 
     # And meanwhile Bob's first Claude session (two models) writes docs on main and he pushes
     b1 = ClaudeSession(bob, "claude_transcript_model_switch_trimmed.jsonl", model="claude-sonnet-4-5-20250929")
