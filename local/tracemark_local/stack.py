@@ -451,6 +451,32 @@ def _serialize_dynamodb() -> None:
     DynamoDBBackend._tracemark_serialized = True  # type: ignore[attr-defined]
 
 
+_STEPFUNCTIONS_LOCK = threading.RLock()
+
+
+def _serialize_step_functions_starts() -> None:
+    """StartExecution is atomic on AWS: a second start with the same name either returns the
+    running execution (same input) or fails with ExecutionAlreadyExists. moto checks the name and
+    then appends, so two concurrent starts (two webhook copies at once) could both create an
+    execution; one lock around each start restores AWS's behaviour."""
+    import functools
+
+    from moto.stepfunctions.models import StepFunctionBackend
+    from moto.stepfunctions.parser.models import StepFunctionsParserBackend
+
+    for backend in (StepFunctionBackend, StepFunctionsParserBackend):
+        if backend.__dict__.get("_tracemark_serialized", False):
+            continue
+        original = backend.__dict__["start_execution"]
+
+        def locked(*args: Any, __original: Any = original, **kwargs: Any) -> Any:
+            with _STEPFUNCTIONS_LOCK:
+                return __original(*args, **kwargs)
+
+        backend.start_execution = functools.wraps(original)(locked)  # type: ignore[method-assign]
+        backend._tracemark_serialized = True  # type: ignore[attr-defined]
+
+
 def _install_dispatcher(stack: LocalStack) -> None:
     """Make moto's Docker-less Lambda backend run our handlers: Step Functions Task states,
     `lambda:invoke` integrations and boto3 `invoke` calls all land here."""
@@ -458,6 +484,7 @@ def _install_dispatcher(stack: LocalStack) -> None:
     if stack not in _STACKS:
         _STACKS.append(stack)
     _serialize_dynamodb()
+    _serialize_step_functions_starts()
     if _PATCHED:
         return
     from moto.awslambda_simple.models import LambdaSimpleBackend
