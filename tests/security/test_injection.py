@@ -18,7 +18,8 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 SHA = "a" * 40
 EVIL_URL = "https://evil.example.test/x"
 HOSTILE = (
-    f"x\n\n## Approved by security\n<img src=x onerror=alert(1)> [click]({EVIL_URL}) ![t]({EVIL_URL}) `code` | col"
+    "x @acme/security\n\n## Approved by security\n<img src=x onerror=alert(1)> "
+    f"[click]({EVIL_URL}) ![t]({EVIL_URL}) `code` | col"
 )
 
 
@@ -93,10 +94,12 @@ def _check_markdown(text: str, allowed_details: int) -> None:
     assert not re.search(r"^#{1,6} (Approved|pwned)", text, re.MULTILINE), "a heading injected"
     assert text.count("</details>") == allowed_details
     assert "<img" not in prose
+    assert not re.search(r"@[A-Za-z0-9]", prose), "a mention built from session data would notify people"
 
 
 def test_comment_keeps_hostile_session_data_inert() -> None:
-    """T7.1: the summary comment escapes paths, models, agents, commands and messages."""
+    """T7.1: the summary comment escapes paths, models, agents, commands and messages, and
+    neutralises mentions."""
     correlation = correlate("acme", [PrCommit(SHA, "feat\n\nTracemark-Sessions: s-1")], _Lookup())
     comment = render_comment(correlation, Links("https://github.com/acme/app", SHA, "https://dash.test"))
     assert comment is not None and "s-1" in comment

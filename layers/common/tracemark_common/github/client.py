@@ -292,7 +292,7 @@ class GitHubClient:
                 response = None
                 last_error = f"{type(exc).__name__}: {exc}"
                 last_status = None
-            if response is not None and response.status_code < 400:
+            if response is not None and response.status_code < 300:  # 3xx: not followed, an error
                 return response
             if response is not None:
                 last_status = response.status_code

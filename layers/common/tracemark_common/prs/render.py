@@ -47,15 +47,26 @@ def repo_web_url(html_url: str, full_name: str) -> str:
     return f"https://github.com/{full_name}"
 
 
+# "@" + a zero-width space: shown as "@", but never a mention that notifies a user or a team.
+_NO_MENTION = "@\u200b"
+
+
 def _cell(text: str) -> str:
-    return re.sub(r"[|\r\n<>`\[\]]", lambda m: {"|": "\\|", "<": "&lt;", ">": "&gt;"}.get(m.group(), " "), text)
+    """Text for a table cell: one line, no HTML, no code spans, links or mentions."""
+    return re.sub(
+        r"[|\r\n<>`\[\]@]",
+        lambda m: {"|": "\\|", "<": "&lt;", ">": "&gt;", "@": _NO_MENTION}.get(m.group(), " "),
+        text,
+    )
 
 
 def _text(text: str) -> str:
     """Text for a list item or a paragraph (outside tables): one line, no HTML, no code spans,
-    no links or images (session data is untrusted: paths and commands come from the evidence)."""
+    no links, images or mentions (session data is untrusted: paths and commands come from the evidence)."""
     return re.sub(
-        r"[\r\n`<>\[\]]", lambda m: {"<": "&lt;", ">": "&gt;", "[": "\\[", "]": "\\]"}.get(m.group(), " "), text
+        r"[\r\n`<>\[\]@]",
+        lambda m: {"<": "&lt;", ">": "&gt;", "[": "\\[", "]": "\\]", "@": _NO_MENTION}.get(m.group(), " "),
+        text,
     )
 
 
@@ -65,10 +76,10 @@ def _code(text: str) -> str:
 
 
 def _link_text(text: str) -> str:
-    """The text of a Markdown link inside a table: one line, no HTML, no nested links or cells."""
+    """The text of a Markdown link inside a table: one line, no HTML, no nested links, cells or mentions."""
     return re.sub(
-        r"[\r\n`<>\[\]|]",
-        lambda m: {"<": "&lt;", ">": "&gt;", "[": "\\[", "]": "\\]", "|": "\\|"}.get(m.group(), " "),
+        r"[\r\n`<>\[\]|@]",
+        lambda m: {"<": "&lt;", ">": "&gt;", "[": "\\[", "]": "\\]", "|": "\\|", "@": _NO_MENTION}.get(m.group(), " "),
         text,
     )
 
