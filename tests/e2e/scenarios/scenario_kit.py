@@ -205,6 +205,13 @@ class Dev:
             ids += [part.strip() for part in match.group(1).split(",") if part.strip()]
         return ids
 
+    def message_sessions(self, rev: str = "HEAD") -> list[str]:
+        """Session ids as the readers take them (SPEC §2.4): every matching line of the whole message."""
+        ids: list[str] = []
+        for match in SESSION_RE.finditer(self.message(rev)):
+            ids += [part.strip() for part in match.group(1).split(",") if part.strip()]
+        return ids
+
     @property
     def state(self) -> Path:
         return self.root / ".git" / "tracemark"

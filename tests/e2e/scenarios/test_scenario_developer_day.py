@@ -223,3 +223,58 @@ def test_a_developers_day(served_stack: Any, tmp_path: Path) -> None:
         "claude-sonnet-4-5-20250929": 1,
         "composer-2": 1,
     }
+
+
+def test_squashing_two_sessions_into_one_commit(served_stack: Any, tmp_path: Path) -> None:
+    served = served_stack
+    tenant = new_tenant(served, "squash")
+    remote = make_remote(tmp_path, {"README.md": "# app\n"})
+    alice = Dev(tmp_path, "alice", remote)
+    alice.login(served, tenant.user_token("alice@example.com"))
+    assert alice.tracemark("init", "--project", "web", "--org", tenant.org).returncode == 0
+    base = alice.commit("chore: trace AI sessions")
+    assert alice.push().returncode == 0
+
+    # Given two sessions, one commit each
+    s1 = ClaudeSession(alice, "claude_transcript_write_create_and_bash.jsonl")
+    s1.start()
+    s1.write("src/a.py", "a0 = 0\na1 = 1\na2 = 2\n")
+    s1.end()
+    c1 = alice.commit("feat: a")
+    s2 = ClaudeSession(alice, "claude_transcript_rejected_then_created_write.jsonl", model="claude-opus-4-5-20251101")
+    s2.start()
+    s2.write("src/b.py", "b0 = 0\nb1 = 1\n")
+    s2.end()
+    alice.write("src/b.py", "b0 = 0\nb1 = 1\nb2 = 2\n")  # and one line by hand
+    c2 = alice.commit("feat: b")
+
+    # When Alice squashes them with an interactive rebase (git's combined message kept)
+    alice.env["GIT_SEQUENCE_EDITOR"] = "sed -i '2s/^pick/squash/'"
+    alice.env["GIT_EDITOR"] = "true"
+    alice.git("rebase", "-q", "-i", base)
+    squashed = alice.head()
+    assert alice.out("rev-list", "--count", f"{base}..HEAD") == "1"
+    # Then the one commit names both sessions, as the readers take them (each line of the message)
+    assert sorted(alice.message_sessions(squashed)) == sorted([s1.id, s2.id])
+    pushed = alice.push()
+    assert pushed.returncode == 0, pushed.stderr
+
+    # And each session is attested with the squashed commit, its own lines, from both old commits
+    first, second = tenant.session(s1.id), tenant.session(s2.id)
+    for detail, old in ((first, c1), (second, c2)):
+        (commit,) = detail["evidence"]["data"]["git_context"]["tracemark_commits"]
+        assert commit["sha"] == squashed
+        assert old in commit["rewritten_from"]
+    assert ranges(files_of(first)["src/a.py"]) == [(1, 3)]
+    assert ranges(files_of(second)["src/b.py"]) == [(1, 2)]
+    changes = second["evidence"]["data"]["code_changes"]
+    assert (changes["ai_lines_added"], changes["human_lines_added"], changes["tracemark_other_ai_lines_added"]) == (
+        2,
+        1,
+        3,
+    )
+    # And the dashboard counts the shared commit once: 6 lines, 5 of them AI
+    cards = tenant.dashboard("24h")
+    assert cards["total_sessions"]["value"] == 2
+    assert (cards["ai_authored_code"]["ai_lines"], cards["ai_authored_code"]["all_lines"]) == (5, 6)
+    assert numstat_lines(alice, squashed) == 6
