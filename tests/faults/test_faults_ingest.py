@@ -254,3 +254,39 @@ def test_crash_after_the_transaction_is_completed_by_the_retry_as_a_replay(
     assert [e["sha"] for e in entries] == [sha(1), sha(2)]
     assert push(stack, tenant, env)[0:3:2] == (200, replayed)
     assert json.dumps(replayed, sort_keys=True) == json.dumps(push(stack, tenant, env)[2], sort_keys=True)
+
+
+# -- conditional failures: what a concurrent writer looks like to the transaction ------------------------
+
+
+def test_a_session_condition_failure_is_retried_within_the_same_request(
+    stack: Any, tenant: dict[str, Any], boto_faults: BotoFaults
+) -> None:
+    # Given the transaction reporting that the session item changed under it (its version
+    # condition failed), as when another push of the session committed first
+    env = envelope(tenant, "s-cond", [1])
+    boto_faults.cancel_transaction(["None", "ConditionalCheckFailed"])
+    # When the attestation is pushed
+    status, _, created = push(stack, tenant, env)
+    # Then ingest re-reads and merges again within the request: stored once, no error
+    assert status == 201, created
+    assert boto_faults.count("TransactWriteItems") == 2
+    body = session(stack, tenant, "s-cond")[1]
+    assert body["commit_shas"] == [sha(1)] and len(body["attestations"]) == 1
+    assert push(stack, tenant, env)[0:3:2] == (200, created)
+
+
+def test_a_digest_condition_failure_with_no_stored_attestation_is_a_retryable_503(
+    stack: Any, tenant: dict[str, Any], boto_faults: BotoFaults
+) -> None:
+    # Given the transaction reporting that the attestation's digest was already claimed, but no
+    # attestation can be read (it was erased in between)
+    env = envelope(tenant, "s-claim", [1])
+    boto_faults.cancel_transaction(["ConditionalCheckFailed", "None"])
+    # When the attestation is pushed
+    response = push(stack, tenant, env)
+    # Then the answer is a retryable 503, nothing is stored, and the retry stores it once
+    assert_retryable(response)
+    assert_nothing_stored(stack, tenant, "s-claim", [1])
+    assert push(stack, tenant, env)[0] == 201
+    assert len(session(stack, tenant, "s-claim")[1]["attestations"]) == 1
