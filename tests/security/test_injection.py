@@ -137,6 +137,9 @@ def test_dashboard_renders_data_as_text_only_under_a_strict_csp() -> None:
     for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function", "srcdoc"):
         assert sink not in app, sink
     assert re.search(r"/\^https:\\/\\//\.test\(p\.url\)", app), "PR links are checked to be https"
+    fetches = re.findall(r"fetch\(([^,]+),", app)
+    assert fetches == ["apiBase + path"], fetches  # the API base is deploy configuration, never data
+    assert 'credentials: "omit"' in app
     html = (REPO_ROOT / "dashboard" / "index.html").read_text(encoding="utf-8")
     csp = re.search(r'http-equiv="Content-Security-Policy" content="([^"]+)"', html)
     assert csp is not None
