@@ -59,7 +59,9 @@ def test_offline_push_then_recovery_from_the_spool(served_stack: Any, tmp_path: 
         spooled = alice.spool()
         assert len(spooled) == 2
         assert {json.loads(p.read_text())["session_id"] for p in spooled} == {s1.id, s2.id}
-        assert status(alice)["spool"] == {"pending": 2, "rejected": 0}
+        down = status(alice)
+        assert down["spool"] == {"pending": 2, "rejected": 0}
+        assert down["server"]["reachable"] is False
         # And `tracemark push` while it is still down keeps them and says so
         still = alice.tracemark("push")
         assert still.returncode != 0
@@ -79,7 +81,9 @@ def test_offline_push_then_recovery_from_the_spool(served_stack: Any, tmp_path: 
     nothing = alice.tracemark("push")
     assert nothing.returncode == 0, nothing.stderr
     assert "nothing to deliver: the spool is empty" in nothing.stderr
-    assert status(alice)["spool"] == {"pending": 0, "rejected": 0}
+    up = status(alice)
+    assert up["spool"] == {"pending": 0, "rejected": 0}
+    assert up["server"]["reachable"] is True
 
     # And the server holds each session once, with its commit
     assert sorted(s["id"] for s in tenant.sessions()) == sorted([s1.id, s2.id])

@@ -91,3 +91,7 @@ def test_require_trace_blocks_every_failure_until_fixed(served_stack: Any, tmp_p
     cards = tenant.dashboard("24h")
     assert cards["total_sessions"]["value"] == 2
     assert cards["ai_authored_code"]["ai_lines"] == 2 + 1
+    # and per project
+    for project, lines in (("web", 2), ("mobile", 1)):
+        scoped = tenant.get("/v1/dashboard/ai", range="24h", project=project)
+        assert (scoped["total_sessions"]["value"], scoped["ai_authored_code"]["ai_lines"]) == (1, lines)
