@@ -11,9 +11,11 @@ exchanges in `tests/fixtures/github/`, over real HTTP (werkzeug, threaded, port 
 - `POST .../check-runs`, `PATCH .../check-runs/{id}`, `GET .../commits/{ref}/check-runs`
 - `GET .../issues/{n}/labels`
 
-Every call is recorded (`calls`); faults can be injected per endpoint (`fail(...)`): any status,
-`Retry-After`, the secondary-rate-limit 403, or a hostile `Link` header. Tests set up a small
-in-memory model: repositories, pull requests, commits with messages, labels.
+Every call is recorded (`calls`); faults can be injected per endpoint (`fail(...)`, or over HTTP
+with `POST /_fake/faults`): the next N requests matching a method and a path regex answer any
+status with any headers (`Retry-After`, `x-ratelimit-*`), the secondary-rate-limit 403, or a
+hostile `Link` header. Tests set up a small in-memory model: repositories, pull requests, commits
+with messages, labels.
 
     with FakeGitHub() as gh:
         gh.add_repo("acme/app", repo_id=42, installation_id=7)
@@ -271,9 +273,10 @@ class FakeGitHub:
             body = None
         call = Call(request.method, request.path, dict(request.args), body, dict(request.headers))
         with self._lock:
-            if not request.path.startswith("/_fake/"):  # the control API is not GitHub's
+            control = request.path.startswith("/_fake/")  # the control API is not GitHub's
+            if not control:
                 self.calls.append(call)
-            response = self._fault(request) or self._route(request, body)
+            response = (None if control else self._fault(request)) or self._route(request, body)
         call.status = response.status_code
         return response
 
@@ -343,7 +346,8 @@ class FakeGitHub:
         (`shas`: the commits' real ids, one per message, e.g. from a local repository),
         `POST /_fake/push {"full_name", "number", "messages"}`,
         `POST /_fake/labels {"full_name", "number", "labels"}`, `POST /_fake/close {"full_name", "number"}`,
-        `GET /_fake/state` (comments, check runs, calls)."""
+        `POST /_fake/faults {"method", "path", "status", "times"?, "headers"?, "body"?}` (like `fail`),
+        `DELETE /_fake/faults` (clear them), `GET /_fake/state` (comments, check runs, calls, faults)."""
         data = body if isinstance(body, dict) else {}
         try:
             if method == "GET" and path == "/_fake/state":
@@ -353,8 +357,14 @@ class FakeGitHub:
                         "comments": list(self.comments.values()),
                         "check_runs": [_public(r) for r in self.check_runs.values()],
                         "calls": [{"method": c.method, "path": c.path, "status": c.status} for c in self.calls],
+                        "faults": [
+                            {"method": f.method, "path": f.path.pattern, "status": f.status, "remaining": f.times}
+                            for f in self.faults
+                        ],
                     },
                 )
+            if path == "/_fake/faults":
+                return self._control_faults(method, data)
             if method != "POST":
                 return _not_found()
             if path == "/_fake/repos":
@@ -383,9 +393,29 @@ class FakeGitHub:
             if path == "/_fake/close":
                 pull.state = "closed"
                 return _json(200, {"state": pull.state})
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, re.error) as exc:
             return _json(422, {"message": f"bad control request: {exc!r}"})
         return _not_found()
+
+    def _control_faults(self, method: str, data: dict[str, Any]) -> Response:
+        """`POST /_fake/faults` adds one (as `fail`), `DELETE /_fake/faults` clears them."""
+        if method == "DELETE":
+            self.faults.clear()
+            return _json(200, {"faults": 0})
+        if method != "POST":
+            return _not_found()
+        headers = data.get("headers") or {}
+        if not isinstance(headers, dict):
+            raise TypeError("headers must be an object")
+        self.fail(
+            str(data["method"]),
+            str(data["path"]),
+            int(data["status"]),
+            times=int(data.get("times", 1)),
+            headers={str(k): str(v) for k, v in headers.items()},
+            body=data.get("body"),
+        )
+        return _json(201, {"faults": len(self.faults)})
 
     def _live_pull(self, repo: FakeRepo, number: int) -> FakePull | None:
         pull = repo.pulls.get(number)
