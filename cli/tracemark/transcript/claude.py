@@ -192,8 +192,10 @@ class _Parser:
                 if not line.strip():
                     continue
                 try:
-                    record = json.loads(line)
-                except ValueError:
+                    # JSON Lines are UTF-8: json.loads(bytes) would also guess UTF-16/32 from NUL
+                    # bytes and read binary garbage as a record.
+                    record = json.loads(line.decode("utf-8"))
+                except ValueError:  # UnicodeDecodeError included
                     self.s.malformed_lines += 1
                     last_bad = number
                     self.s.warn(f"Malformed JSON at {path.name}:{number}")
