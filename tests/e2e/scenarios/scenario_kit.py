@@ -11,12 +11,15 @@ the dashboard's 24h range sees them); token counts and everything else are left 
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
+import threading
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -100,6 +103,72 @@ def new_tenant(served: Any, prefix: str) -> Tenant:
     return Tenant(served, org, admin)
 
 
+class Link:
+    """The developer's network path to the server: a TCP relay on 127.0.0.1 that can be cut (the
+    laptop goes offline, the VPN drops: connections are refused) and restored on the same port,
+    while `tracemark serve` itself keeps running for GitHub's webhooks. Bytes pass unchanged."""
+
+    def __init__(self, target_url: str) -> None:
+        host, port = target_url.removeprefix("http://").rsplit(":", 1)
+        self._target = (host, int(port))
+        self._listener: socket.socket | None = None
+        self._conns: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self.port = 0
+        self.up()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def up(self) -> None:
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(32)
+        self.port = listener.getsockname()[1]
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def down(self) -> None:
+        with self._lock:
+            listener, self._listener = self._listener, None
+            conns, self._conns = self._conns, []
+        for sock in [*([listener] if listener else []), *conns]:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+
+    close = down
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(self._target, timeout=30)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._conns += [client, upstream]
+            threading.Thread(target=self._pump, args=(client, upstream), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while chunk := source.recv(65536):
+                sink.sendall(chunk)
+        except OSError:
+            pass
+        finally:
+            with contextlib.suppress(OSError):
+                sink.shutdown(socket.SHUT_WR)
+
+
 # -- developers and their clones ----------------------------------------------------------------------
 
 
@@ -173,8 +242,9 @@ class Dev:
     def tracemark(self, *args: str, check: bool = False, stdin: str = "") -> subprocess.CompletedProcess[str]:
         return run([PYTHON, "-m", "tracemark", *args], self.root, self.env, stdin.encode(), check=check)
 
-    def login(self, served: Any, token: str) -> None:
-        self.tracemark("auth", "login", "--server", served.url, "--token", token, check=True)
+    def login(self, served: Any, token: str, *, via: Link | None = None) -> None:
+        server = via.url if via is not None else served.url
+        self.tracemark("auth", "login", "--server", server, "--token", token, check=True)
 
     def push(self, *args: str) -> subprocess.CompletedProcess[str]:
         """`git push` as typed (its pre-push hook attests); never raises."""

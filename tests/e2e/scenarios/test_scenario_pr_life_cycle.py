@@ -1,5 +1,5 @@
 """Scenario 6, a pull request's life cycle with a late session (SPEC §3.2, §3.5): Bob's push could not
-reach the server, so his session is missing when the PR opens (check run `failure`, listed in the
+reach the server (his network was down), so his session is missing when the PR opens (check run `failure`, listed in the
 comment); the `skip-ai-session` label waives only that rule (`success`); when his spooled
 attestation finally arrives, ingest correlates the open PR again and the flag is cleared for real
 (the label removed, still `success`), with one comment updated in place throughout."""
@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from e2e_helpers import deliver, eventually
-from scenario_kit import ClaudeSession, Dev, link_github_repo, make_remote, new_tenant, pr_event
+from scenario_kit import ClaudeSession, Dev, Link, link_github_repo, make_remote, new_tenant, pr_event
 
 from tracemark_common.prs.render import CHECK_NAME, MARKER
 
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 PR = 5
 
 
-def test_pr_life_cycle_with_a_late_session(served_stack: Any, tmp_path: Path) -> None:
+def test_pr_life_cycle_with_a_late_session(served_stack: Any, tmp_path: Path, link: Link) -> None:
     served, gh = served_stack, served_stack.github
     tenant = new_tenant(served, "prlife")
     linked = link_github_repo(served, tenant, deliver)
@@ -42,18 +42,15 @@ def test_pr_life_cycle_with_a_late_session(served_stack: Any, tmp_path: Path) ->
 
     # And Bob added his session's commit while the server could not be reached (spooled)
     bob = Dev(tmp_path, "bob", remote)
-    bob.login(served, tenant.user_token("bob@example.com"))
+    bob.login(served, tenant.user_token("bob@example.com"), via=link)
     bob.git("switch", "-q", "feature")
     b1 = ClaudeSession(bob, "claude_transcript_rejected_then_created_write.jsonl", model="claude-opus-4-5-20251101")
     b1.start()
     b1.write("src/b.py", "b0 = 0\nb1 = 1\n")
     b1.end()
     b_commit = bob.commit("feat: b")
-    assert served.stop() == 0
-    try:
-        offline = bob.push("-q", "origin", "feature")
-    finally:
-        served.start()
+    link.down()
+    offline = bob.push("-q", "origin", "feature")
     assert offline.returncode == 0, offline.stderr
     assert len(bob.spool()) == 1
     assert [s["id"] for s in tenant.sessions()] == [a1.id]
@@ -91,7 +88,8 @@ def test_pr_life_cycle_with_a_late_session(served_stack: Any, tmp_path: Path) ->
     # Then the same check run passes (only the missing-session rule is waived)
     eventually(lambda: check()["conclusion"] == "success", "the label to be read")
 
-    # When Bob's spooled attestation is finally delivered
+    # When Bob is back online and delivers his spooled attestation
+    link.up()
     delivered = bob.tracemark("push")
     assert delivered.returncode == 0, delivered.stderr
     assert bob.spool() == []

@@ -8,12 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from scenario_kit import ClaudeSession, Dev, api, make_remote, new_tenant
+from scenario_kit import ClaudeSession, Dev, Link, api, make_remote, new_tenant
 
 pytestmark = pytest.mark.slow
 
 
-def test_require_trace_blocks_every_failure_until_fixed(served_stack: Any, tmp_path: Path) -> None:
+def test_require_trace_blocks_every_failure_until_fixed(served_stack: Any, tmp_path: Path, link: Link) -> None:
     served = served_stack
     tenant = new_tenant(served, "strict")
     remote = make_remote(tmp_path, {"README.md": "# app\n"})
@@ -43,20 +43,19 @@ def test_require_trace_blocks_every_failure_until_fixed(served_stack: Any, tmp_p
     assert "tracemark auth login" in blocked.stderr
     assert alice.remote_head() == config_commit
 
-    # When she logs in again but the server is down
-    alice.login(served, token)
-    assert served.stop() == 0
-    try:
-        down = alice.push()
-        # Then the push is blocked again, the attestation waits in the spool
-        assert down.returncode != 0
-        assert "requireTrace" in down.stderr
-        assert alice.remote_head() == config_commit
-        assert len(alice.spool()) == 1
-    finally:
-        served.start()
+    # When she logs in again but the server cannot be reached (her network is down)
+    alice.login(served, token, via=link)
+    link.down()
+    down = alice.push()
+    # Then the push is blocked again, says why, and the attestation waits in the spool
+    assert down.returncode != 0
+    assert "requireTrace" in down.stderr
+    assert "spool" in down.stderr
+    assert alice.remote_head() == config_commit
+    assert len(alice.spool()) == 1
 
-    # When the server is back and she pushes again
+    # When the server is reachable again and she pushes again
+    link.up()
     through = alice.push()
     # Then the spooled attestation is delivered and the push goes through
     assert through.returncode == 0, through.stderr
@@ -65,6 +64,7 @@ def test_require_trace_blocks_every_failure_until_fixed(served_stack: Any, tmp_p
     assert [s["id"] for s in tenant.sessions()] == [s1.id]
 
     # When the project in .tracemark.yml does not exist on the server
+    alice.login(served, token)
     config = alice.root / ".tracemark.yml"
     config.write_text(config.read_text().replace("projectName: web", "projectName: mobile"))
     s2 = ClaudeSession(alice, "claude_transcript_rejected_then_created_write.jsonl")
