@@ -43,8 +43,8 @@ schema = schemathesis.openapi.from_dict(DOCUMENT, config=CONFIG)
 # Examples per operation and credential: most of the budget goes to the org admin, who may call
 # every route; the server admin and the member mostly meet the authorisation checks. With the
 # derandomized profile the whole module stays well under three minutes on two cores.
-ORG_ADMIN_EXAMPLES = 15
-OTHER_EXAMPLES = 8
+ORG_ADMIN_EXAMPLES = 12
+OTHER_EXAMPLES = 6
 
 
 def test_served_document_is_the_fuzzed_one(fuzz_stack: FuzzStack) -> None:
