@@ -24,6 +24,7 @@ from scenario_kit import (
 )
 
 from tracemark_common.prs.render import CHECK_NAME, MARKER
+from tracemark_local.fake_github import FakeCommit
 
 pytestmark = pytest.mark.slow
 
@@ -278,3 +279,59 @@ def test_squashing_two_sessions_into_one_commit(served_stack: Any, tmp_path: Pat
     assert cards["total_sessions"]["value"] == 2
     assert (cards["ai_authored_code"]["ai_lines"], cards["ai_authored_code"]["all_lines"]) == (5, 6)
     assert numstat_lines(alice, squashed) == 6
+
+
+def test_force_push_after_a_rebase_replaces_the_sessions_commits(served_stack: Any, tmp_path: Path) -> None:
+    served, gh = served_stack, served_stack.github
+    tenant = new_tenant(served, "force")
+    remote = make_remote(tmp_path, {"README.md": "# app\n"})
+    alice = Dev(tmp_path, "alice", remote)
+    alice.login(served, tenant.user_token("alice@example.com"))
+    assert alice.tracemark("init", "--project", "web", "--org", tenant.org).returncode == 0
+    alice.commit("chore: trace AI sessions")
+    assert alice.push().returncode == 0
+
+    # Given a session's commit pushed on a branch, with its pull request open
+    alice.git("switch", "-q", "-c", "feature")
+    s1 = ClaudeSession(alice, "claude_transcript_write_create_and_bash.jsonl")
+    s1.start()
+    s1.write("src/a.py", "a0 = 0\na1 = 1\na2 = 2\na3 = 3\n")
+    s1.end()
+    c1 = alice.commit("feat: a")
+    assert alice.push("-q", "origin", "feature").returncode == 0
+    linked = link_github_repo(served, tenant, deliver)
+    pull = gh.add_pull(linked.full_name, 2, [alice.message(c1)], shas=[c1])
+    assert deliver(served, "pull_request", pr_event(linked, 2, "opened")).status_code == 202
+    eventually(lambda: gh.check_runs_for(linked.full_name, c1), "the first check run")
+
+    # When main moves on (a teammate's human commit) and Alice rebases and force-pushes
+    bob = Dev(tmp_path, "bob", remote)
+    bob.write("README.md", "# app\n\nBy Bob.\n")
+    bob.commit("docs: readme")
+    assert bob.push().returncode == 0
+    alice.git("fetch", "-q", "origin")
+    alice.git("rebase", "-q", "origin/main")
+    r1 = alice.head()
+    pushed = alice.push("-q", "--force", "origin", "feature")
+    assert pushed.returncode == 0, pushed.stderr
+
+    # Then the session's commits are the rebased one only (the old one was rewritten)
+    (commit,) = tenant.session(s1.id)["evidence"]["data"]["git_context"]["tracemark_commits"]
+    assert commit["sha"] == r1 and c1 in commit["rewritten_from"]
+    assert len(tenant.sessions()) == 1
+    # And the dashboard counts its lines once
+    cards = tenant.dashboard("24h")
+    assert cards["total_sessions"]["value"] == 1
+    assert (cards["ai_authored_code"]["ai_lines"], cards["ai_authored_code"]["all_lines"]) == (4, 4)
+
+    # When GitHub reports the force-push (synchronize)
+    pull.commits = [FakeCommit(r1, alice.message(r1), [pull.base_sha])]
+    assert deliver(served, "pull_request", pr_event(linked, 2, "synchronize")).status_code == 202
+    # Then the new head's check run passes with the session verified through its new sha
+    (run,) = eventually(
+        lambda: [r for r in gh.check_runs_for(linked.full_name, r1) if r.get("status") == "completed"], "the new check"
+    )
+    assert run["conclusion"] == "success", run["output"]
+    assert run["output"]["title"].startswith("1 AI session")
+    (comment,) = gh.comments_on(linked.full_name, 2)
+    assert s1.id[:8] in comment["body"] and "issing" not in comment["body"]
