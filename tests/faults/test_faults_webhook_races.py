@@ -134,3 +134,37 @@ def test_out_of_order_and_concurrent_events_end_with_the_latest_head(
     # Then the run reads the PR from the API, sees it closed, and publishes nothing
     assert [c.method for c in gh.api_calls()] == ["GET"]
     assert len(gh.comments_on(full_name, 31)) == 1
+
+
+def event_at(linked: dict[str, Any], action: str, number: int, updated_at: str) -> tuple[str, dict[str, Any]]:
+    body = flow.pr_event(linked, action, number)
+    body["pull_request"]["updated_at"] = updated_at
+    return str(uuid.uuid4()), body
+
+
+def test_a_closed_delivered_after_a_newer_reopen_does_not_close_the_pr(
+    stack: Any, gh: FakeGitHub, linked: dict[str, Any]
+) -> None:
+    full_name = linked["full_name"]
+    # Given a PR opened at 10:00, closed at 11:00 and reopened at 12:00, whose "closed" webhook
+    # is delivered last (GitHub does not guarantee the order of deliveries)
+    gh.add_pull(full_name, 34, ["feat\n\nTracemark-Sessions: late-34"], shas=[sha(34)])
+    opened = deliver_together([event_at(linked, "opened", 34, "2026-11-20T10:00:00Z")])
+    reopened = deliver_together([event_at(linked, "reopened", 34, "2026-11-20T12:00:00Z")])
+    assert finish(stack, [*opened, *reopened]) == ["SUCCEEDED", "SUCCEEDED"]
+    late_close = deliver_together([event_at(linked, "closed", 34, "2026-11-20T11:00:00Z")])
+    assert late_close[0]["outcome"] == "ignored"
+    # When the session is attested late
+    digest = flow.push_session(stack, linked, "late-34", [34])
+    # Then the open PR is correlated again (the stale "closed" did not close it here)
+    started = runtime.correlate_again(linked["org"], "late-34", digest)
+    assert len(started) == 1
+    assert finish(stack, [{"outcome": "started", "execution": started[0]}]) == ["SUCCEEDED"]
+    assert "late-34" in gh.comments_on(full_name, 34)[0]["body"]
+    assert len(gh.comments_on(full_name, 34)) == 1
+
+    # When the PR is really closed later (a newer "closed")
+    gh.pull(full_name, 34).state = "closed"
+    deliver_together([event_at(linked, "closed", 34, "2026-11-20T13:00:00Z")])
+    # Then a later attestation starts nothing for it
+    assert runtime.correlate_again(linked["org"], "late-34", "f" * 64) == []

@@ -111,7 +111,9 @@ def linked(stack: Any, gh: FakeGitHub) -> dict[str, Any]:
 
 def pr_event(linked: dict[str, Any], action: str, number: int, label: str | None = None) -> dict[str, Any]:
     name = "labeled" if label else action
-    body = copy.deepcopy(payload(f"pull_request.{'opened' if name not in ('synchronize', 'labeled') else name}"))
+    body = copy.deepcopy(
+        payload(f"pull_request.{'opened' if name not in ('synchronize', 'labeled', 'closed') else name}")
+    )
     body["action"] = action
     body["number"] = number
     body["repository"]["id"] = linked["repo_id"]

@@ -63,6 +63,9 @@ class PullRequestState:
     session_ids: list[str] = field(default_factory=list)  # trailer references at the last run
     last_error: str | None = None
     correlated_at: str | None = None  # first time a verified session was found (dashboard)
+    # the newest `pull_request.updated_at` of the webhooks handled: a "closed" delivered after a
+    # newer "reopened" (GitHub does not guarantee delivery order) does not close the PR here
+    event_at: str | None = None
     updated_at: str = ""
     version: int = 0
 

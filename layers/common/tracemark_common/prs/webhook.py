@@ -37,6 +37,7 @@ FAILED_STATES = frozenset({"FAILED", "TIMED_OUT", "ABORTED"})
 _DELIVERY_ID = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 _EVENT = re.compile(r"^[a-z_]{1,64}$")
 _FULL_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,100}/[A-Za-z0-9_.-]{1,100}$")
+_GITHUB_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 
 
 class ExecutionExists(Exception):
@@ -204,14 +205,14 @@ def _pull_request(
     number = _int(body.get("number"), "number")
     repository_id = _int(_obj(body.get("repository"), "repository").get("id"), "repository.id")
     installation_id = _int(_obj(body.get("installation"), "installation").get("id"), "installation.id")
-    _obj(body.get("pull_request"), "pull_request")
+    event_at = _event_time(_obj(body.get("pull_request"), "pull_request"))
     label = None
     if action in LABEL_ACTIONS:
         label = _str(_obj(body.get("label"), "label").get("name"), "label.name")
         if label != SKIP_LABEL:
             return WebhookResult("ignored", f"label {label[:50]!r} does not affect correlation")
     elif action == "closed":
-        _mark_closed(store, repository_id, number)
+        _mark_closed(store, repository_id, number, event_at)
         return WebhookResult("ignored", "closed pull requests are not updated")
     elif action not in PR_ACTIONS:
         return WebhookResult("ignored", f"pull_request action {action[:30]!r} does not start correlation")
@@ -237,17 +238,38 @@ def _pull_request(
     }
     if label is not None:
         payload["label"] = label
+    if event_at is not None:
+        _note_event(store, repository_id, number, event_at)
     return start_execution(starter, f"gh-{delivery_id}", payload)
 
 
-def _mark_closed(store: GitHubStore, repository_id: int, number: int) -> None:
-    """A late attestation must not start a run for a closed PR (`runtime.correlate_again`)."""
+def _event_time(pull_request: dict[str, Any]) -> str | None:
+    """GitHub's `updated_at` of the pull request in a delivery (`YYYY-MM-DDTHH:MM:SSZ`), if any."""
+    value = pull_request.get("updated_at")
+    return value if isinstance(value, str) and _GITHUB_TIME.fullmatch(value) else None
+
+
+def _note_event(store: GitHubStore, repository_id: int, number: int, event_at: str) -> None:
+    def change(state: PullRequestState) -> None:
+        if state.event_at is None or event_at > state.event_at:
+            state.event_at = event_at
+
+    store.update_pull(repository_id, number, change)
+
+
+def _mark_closed(store: GitHubStore, repository_id: int, number: int, event_at: str | None = None) -> None:
+    """A late attestation must not start a run for a closed PR (`runtime.correlate_again`). A
+    "closed" older than an event already handled (a reopen, delivered first) changes nothing."""
     if store.get_pull(repository_id, number) is None:
         return
 
     def change(state: PullRequestState) -> None:
+        if event_at is not None and state.event_at is not None and event_at < state.event_at:
+            return
         state.status = "closed"
         state.updated_at = _now()
+        if event_at is not None:
+            state.event_at = event_at
 
     store.update_pull(repository_id, number, change)
 
