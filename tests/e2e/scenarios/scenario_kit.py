@@ -53,6 +53,12 @@ def expected_usage(transcript: str) -> dict[str, int]:
     return usage
 
 
+def expected_cost(transcript: str) -> float:
+    """Main-thread cost of a fixture transcript at list prices, computed independently in the fixtures."""
+    table = json.loads((FIXTURES / "claude" / "claude_transcripts.expected.json").read_text())
+    return float(table[transcript]["estimated_cost_usd_main_thread"])
+
+
 # -- the server side ---------------------------------------------------------------------------------
 
 

@@ -15,6 +15,7 @@ from scenario_kit import (
     CursorSession,
     Dev,
     commits_between,
+    expected_cost,
     expected_usage,
     link_github_repo,
     make_remote,
@@ -279,6 +280,11 @@ def test_squashing_two_sessions_into_one_commit(served_stack: Any, tmp_path: Pat
     assert cards["total_sessions"]["value"] == 2
     assert (cards["ai_authored_code"]["ai_lines"], cards["ai_authored_code"]["all_lines"]) == (5, 6)
     assert numstat_lines(alice, squashed) == 6
+    # and the cost is the two transcripts' list-price cost
+    cost = expected_cost("claude_transcript_write_create_and_bash.jsonl") + expected_cost(
+        "claude_transcript_rejected_then_created_write.jsonl"
+    )
+    assert cards["total_cost_usd"]["value"] == pytest.approx(cost, abs=1e-6)
 
 
 def test_force_push_after_a_rebase_replaces_the_sessions_commits(served_stack: Any, tmp_path: Path) -> None:
