@@ -219,3 +219,31 @@ def test_throttled_write_after_the_comment_was_posted_does_not_post_a_second_one
     assert len(gh.calls_to("POST", r"/issues/25/comments$")) == 1
     assert len(gh.comments_on(linked["full_name"], 25)) == 1
     assert len(gh.check_runs_for(linked["full_name"], sha(25))) == 1
+
+
+@pytest.mark.parametrize("nth_write", [0, 1, 2, 3])
+def test_throttled_write_while_correlating_is_retried_without_duplicates(
+    stack: Any, gh: FakeGitHub, linked: dict[str, Any], boto_faults: BotoFaults, nth_write: int
+) -> None:
+    # Given an attested session named by a PR, and the n-th item write of CorrelateSessions
+    # (session <-> PR link, the session's PR list and score, the PR state) being throttled
+    number = 26 + nth_write
+    flow.push_session(stack, linked, f"w-{nth_write}", [number])
+    gh.add_pull(linked["full_name"], number, [f"feat\n\nTracemark-Sessions: w-{nth_write}"], shas=[sha(number)])
+    listed = f"/pulls/{number}/commits$"
+    fault = boto_faults.throttle(
+        "PutItem",
+        skip=nth_write,
+        when=lambda: bool(gh.calls_to("GET", listed)) and not gh.calls_to("GET", rf"/issues/{number}/comments$"),
+    )
+    # When the PR is opened
+    result = run(stack, linked, "opened", number)
+    # Then the step was retried once and everything it writes is there exactly once
+    assert fault.fired == 1
+    assert result["status"] == "SUCCEEDED", result
+    assert failed_attempts(result["history"]) == ["Unavailable"]
+    assert len(gh.comments_on(linked["full_name"], number)) == 1
+    assert [r["conclusion"] for r in gh.check_runs_for(linked["full_name"], sha(number))] == ["success"]
+    session = flow.ok(stack, "GET", f"/v1/sessions/w-{nth_write}", linked["member"])
+    assert [p["number"] for p in session["prs"]] == [number]
+    assert session["score"]["pr"]["number"] == number
