@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from scenario_kit import ClaudeSession, Dev, make_remote, new_tenant
+from scenario_kit import ClaudeSession, CursorSession, Dev, make_remote, new_tenant
 
 pytestmark = pytest.mark.slow
 
@@ -130,3 +130,29 @@ def test_uninstall_keeps_later_edits_of_a_merged_config(tmp_path: Path) -> None:
     expected["model"] = "opus"
     assert json.loads(path.read_text()) == expected
     assert "tracemark" not in path.read_text()
+
+
+def test_uninstall_restores_a_foreign_cursor_config_and_a_python_hook(tmp_path: Path) -> None:
+    # Given a committed Cursor config of another tool (2-space indent, CRLF line ends)
+    foreign = (
+        '{\r\n  "version": 1,\r\n  "hooks": {\r\n    "afterFileEdit": [{"command": "./format.sh"}]\r\n  }\r\n}\r\n'
+    )
+    remote = make_remote(tmp_path, {"README.md": "# app\n", ".cursor/hooks.json": foreign})
+    dev = Dev(tmp_path, "finn", remote)
+    # and a foreign pre-push hook written in another language, not executable by others
+    hook = dev.root / ".git" / "hooks" / "pre-push"
+    hook.write_bytes(b"#!/usr/bin/env python3\nimport sys\nsys.exit(0)\n")
+    hook.chmod(0o700)
+    before = snapshot(dev.root)
+    # When Tracemark is set up for Cursor, used, and uninstalled
+    assert dev.tracemark("init", "--project", "web", "--cursor", "--offline").returncode == 0
+    merged = json.loads((dev.root / ".cursor" / "hooks.json").read_text())
+    assert merged["hooks"]["afterFileEdit"][0] == {"command": "./format.sh"}
+    assert len(merged["hooks"]["afterFileEdit"]) == 2
+    session = CursorSession(dev)
+    session.start()
+    session.end()
+    assert dev.tracemark("uninstall", "--yes").returncode == 0
+    # Then the work tree and .git are exactly as before
+    assert snapshot(dev.root) == before
+    assert dev.out("status", "--porcelain", "--untracked-files=all") == ""
