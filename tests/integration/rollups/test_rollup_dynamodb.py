@@ -104,7 +104,7 @@ def test_query_request_count_is_independent_of_sessions(db: Db) -> None:
         client = CountingClient(db.client)
         query_dashboard(DynamoRollupStore(db.table, client), org, "3m", None, ref.NOW)
         counts.append(client.calls)
-    assert counts[0] == counts[1] == {"batch_get_item": 2}
+    assert counts[0] == counts[1] == {"batch_get_item": 3}  # 180 buckets in two, then the Top Users' names
 
 
 def test_concurrent_writers_on_moto_give_exact_numbers(db: Db) -> None:
@@ -230,9 +230,11 @@ def test_a_day_of_hours_is_one_item_and_reads_project_three_attributes(db: Db) -
     # When the 24h dashboard is read
     client = ItemCountingClient(db.client)
     result = query_dashboard(DynamoRollupStore(db.table, client), "busy", "24h", None, ref.NOW)
-    # Then one request returned at most 3 items (the days the 48 hours touch), each with pk, sk, b only
-    assert client.calls == {"batch_get_item": 1}
-    assert 2 <= len(client.items) <= 3 and set(client.items) == {3}
+    # Then one request returned at most 3 items (the days the 48 hours touch), each with pk, sk, b
+    # only, and one more the 7 users' names (pk, sk, name, kind)
+    assert client.calls == {"batch_get_item": 2}
+    buckets, names = client.items[:-7], client.items[-7:]
+    assert 2 <= len(buckets) <= 3 and set(buckets) == {3} and set(names) == {4}
     assert result["cards"]["total_sessions"] == {"value": 24, "previous": 6, "delta": 18, "delta_pct": 300.0}
     assert [p["sessions"] for p in result["series"]] == [1] * 24
 

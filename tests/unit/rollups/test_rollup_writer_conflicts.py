@@ -64,12 +64,21 @@ def test_persistent_contention_is_a_clear_503() -> None:
 def test_bucket_drops_users_and_models_that_no_longer_count() -> None:
     u1, m1 = "1" * 16, "2" * 16
     added = BucketDelta({"sessions": 1, f"us#{u1}": 1, f"ut#{u1}": 7, f"ms#{m1}": 1})
-    added.strings.update({f"un#{u1}": "ana", f"uk#{u1}": "service", f"mn#{m1}": "gpt"})
+    added.strings.update({f"mn#{m1}": "gpt"})
     bucket = Bucket.decode(Bucket().apply(added).encode())
     assert list(bucket.user_records()) == [(bytes.fromhex(u1), 1, 0, 7, 0)]
-    assert bucket.user_names == {bytes.fromhex(u1): ("ana", "service")}
     assert (bucket.models, bucket.model_names) == ({bytes.fromhex(m1): (1, 0, 0)}, {bytes.fromhex(m1): "gpt"})
     assert bucket.active_users == 1
     removed = BucketDelta({"sessions": -1, f"us#{u1}": -1, f"ut#{u1}": -7, f"ms#{m1}": -1})
     empty = Bucket.decode(bucket.apply(removed).encode())
-    assert empty.is_empty() and empty.models == {} and empty.user_names == {} and empty.active_users == 0
+    assert empty.is_empty() and empty.models == {} and empty.model_names == {} and empty.active_users == 0
+
+
+def test_user_names_are_remembered_once_per_org_and_read_only_for_top_users() -> None:
+    store = InMemoryRollupStore()
+    writer = RollupWriter(store)
+    facts = _facts()
+    writer.record_session(None, facts)
+    writer.record_session(facts, facts.__class__(**{**facts.__dict__, "total_tokens": 9}))  # re-push: no new name
+    assert list(store.names.values()) == [("ana", "user")]
+    assert query_dashboard(store, "acme", "24h", now=NOW)["top_users"][0]["user"] == "ana"

@@ -1,16 +1,15 @@
 """One rollup bucket (an hour or a day of one scope) and its compact binary form. Pure: no AWS.
 
-A bucket holds everything the dashboard needs about its sessions: the scalar counters
+A bucket holds the numbers the dashboard needs about its sessions: the scalar counters
 (sessions, tokens, cost, lines, PRs), the commit de-duplication terms `g#<d>` (see
 `rollups.deltas`), one fixed-size record per user (sessions, AI lines, tokens, cost) and per
-model (sessions, tokens, cost), and the users' and models' names.
+model (sessions, tokens, cost), and the models' names. Users' names are not in buckets: the
+store keeps them once per organisation, and the query looks up only the Top Users'.
 
-The binary form is built for the query, which reads up to 180 buckets per request: the scalars
-are a small JSON head, the per-user and per-model counters are fixed-width `struct` records that
-the query walks at C speed without building a dict per bucket, and the user names (the bulk of
-the bytes) are only decoded for the few buckets that name a Top User. Decoding therefore costs
-about the same for a bucket of 5 users and one of 60, which keeps a query's latency independent
-of how many sessions the buckets count.
+The binary form is built for the query, which reads up to 180 buckets per request: fixed-width
+little-endian `struct` fields and records throughout (only the few model names are JSON), so
+decoding a bucket costs about the same whether it counts 5 users or 60, and a query's latency
+does not grow with the number of sessions the buckets count.
 """
 
 from __future__ import annotations
@@ -18,9 +17,8 @@ from __future__ import annotations
 import json
 import struct
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from functools import cached_property
 
 from tracemark_common.rollups.deltas import (
     GAP,
@@ -31,20 +29,23 @@ from tracemark_common.rollups.deltas import (
     SCALARS,
     USER_AI,
     USER_COST,
-    USER_KIND,
-    USER_NAME,
     USER_SESSIONS,
     USER_TOKENS,
     BucketDelta,
 )
 
-MAGIC = b"TMR1"
-_HEADER = struct.Struct("<4sIII")  # magic, len(head JSON), len(names JSON), len(user records)
+MAGIC = b"TMR2"
+# magic, number of g#<d> terms, of models, length of the models' names (JSON), number of users
+_HEADER = struct.Struct("<4sHHII")
+SCALAR_ORDER = ("sessions", "tokens", "input_tokens", "output_tokens", "cost_micro_usd", "ai_lines", "lines", "prs")
+_SCALARS = struct.Struct("<" + "q" * (len(SCALAR_ORDER) + 1))  # the scalars, then the active users
+_GAP = struct.Struct("<Hq")  # d, term
 USER_RECORD = struct.Struct("<8sqqqq")  # user hash, sessions, AI lines, tokens, cost (micro-USD)
 MODEL_RECORD = struct.Struct("<8sqqq")  # model hash, sessions, tokens, cost (micro-USD)
 _USER_FIELDS = {USER_SESSIONS: 0, USER_AI: 1, USER_TOKENS: 2, USER_COST: 3}
 _MODEL_FIELDS = {MODEL_SESSIONS: 0, MODEL_TOKENS: 1, MODEL_COST: 2}
 _INT64 = (-(2**63), 2**63 - 1)
+assert set(SCALAR_ORDER) == SCALARS
 
 
 class CorruptBucket(ValueError):
@@ -70,7 +71,7 @@ def _checked(value: int) -> int:
 
 @dataclass
 class Bucket:
-    """A bucket, decoded for writing (`apply`) or reading (`users`, `models`, names on demand)."""
+    """A bucket, decoded for writing (`apply`) or reading (`user_records`, `models`)."""
 
     scalars: dict[str, int] = field(default_factory=dict)
     gaps: dict[int, int] = field(default_factory=dict)
@@ -78,7 +79,6 @@ class Bucket:
     models: dict[bytes, tuple[int, int, int]] = field(default_factory=dict)
     model_names: dict[bytes, str] = field(default_factory=dict)
     _user_bytes: bytes = b""
-    _names_bytes: bytes = b""
 
     # ---- reading ----------------------------------------------------------------------------
 
@@ -89,27 +89,18 @@ class Bucket:
         """(hash, sessions, AI lines, tokens, cost) per user, straight from the packed bytes."""
         return USER_RECORD.iter_unpack(self._user_bytes)
 
-    @cached_property
-    def user_names(self) -> dict[bytes, tuple[str, str]]:
-        """hash -> (name, kind); decoded on first use only."""
-        if not self._names_bytes:
-            return {}
-        raw = json.loads(self._names_bytes)
-        return {bytes.fromhex(h): (str(v[0]), str(v[1])) for h, v in raw.items()}
-
     def is_empty(self) -> bool:
         return not any(self.scalars.values()) and not any(self.gaps.values()) and not self._user_bytes
 
     # ---- writing ----------------------------------------------------------------------------
 
     def apply(self, delta: BucketDelta) -> Bucket:
-        """A new bucket: this one moved by `delta` (flat counter names of `rollups.deltas`).
-        Users and models that no longer count anything are dropped with their names."""
+        """A new bucket: this one moved by `delta` (flat counter names of `rollups.deltas`; user
+        names and kinds in it are for the store's name registry and ignored here). Users and
+        models that no longer count anything are dropped."""
         scalars = dict(self.scalars)
         gaps = dict(self.gaps)
         users = {h: list(rec) for h, *rec in self.user_records()}
-        before = set(users)
-        user_names: dict[bytes, tuple[str, str]] = {}
         models = {h: list(rec) for h, rec in self.models.items()}
         model_names = dict(self.model_names)
         for name, value in delta.counters.items():
@@ -126,106 +117,68 @@ class Bucket:
             else:
                 raise ValueError(f"unknown rollup counter {name[:40]!r}")
         for name, text in delta.strings.items():
-            prefix, ident = name[:3], name[3:]
-            if prefix == USER_NAME:
-                user_names[_hash(ident)] = (text, user_names.get(_hash(ident), ("", "user"))[1])
-            elif prefix == USER_KIND:
-                user_names[_hash(ident)] = (user_names.get(_hash(ident), (ident, "user"))[0], text)
-            elif prefix == MODEL_NAME:
-                model_names[_hash(ident)] = text
+            if name.startswith(MODEL_NAME):
+                model_names[_hash(name[len(MODEL_NAME) :])] = text
         users = {h: rec for h, rec in users.items() if any(rec)}
         models = {h: rec for h, rec in models.items() if any(rec)}
-        if users.keys() == before:
-            # The same users as before: their names are stored already (a name is the preimage of
-            # its hash, and a user's kind does not change), so no JSON round trip.
-            names_bytes: bytes | None = self._names_bytes
-        else:
-            names_bytes = None
-            user_names = {**self.user_names, **user_names}
-        return Bucket.build(
-            scalars={k: v for k, v in scalars.items() if v},
-            gaps={d: v for d, v in gaps.items() if v},
-            users={h: (rec[0], rec[1], rec[2], rec[3]) for h, rec in users.items()},
-            user_names={h: n for h, n in user_names.items() if h in users},
-            models={h: (rec[0], rec[1], rec[2]) for h, rec in models.items()},
-            model_names={h: n for h, n in model_names.items() if h in models},
-            names_bytes=names_bytes,
-        )
-
-    @classmethod
-    def build(
-        cls,
-        *,
-        scalars: Mapping[str, int],
-        gaps: Mapping[int, int],
-        users: Mapping[bytes, tuple[int, int, int, int]],
-        user_names: Mapping[bytes, tuple[str, str]],
-        models: Mapping[bytes, tuple[int, int, int]],
-        model_names: Mapping[bytes, str],
-        names_bytes: bytes | None = None,
-    ) -> Bucket:
-        """A bucket from decoded parts; `names_bytes`, when given, are the already encoded names
-        of exactly these users (`user_names` is then not read)."""
         ordered = sorted(users.items())
-        user_bytes = b"".join(USER_RECORD.pack(h, *(_checked(v) for v in rec)) for h, rec in ordered)
-        if names_bytes is None:
-            names = {h.hex(): list(user_names.get(h, (h.hex(), "user"))) for h, _ in ordered}
-            names_bytes = json.dumps(names, separators=(",", ":"), sort_keys=True).encode() if names else b""
-        return cls(
-            scalars={k: _checked(v) for k, v in scalars.items()},
-            gaps={d: _checked(v) for d, v in gaps.items()},
+        return Bucket(
+            scalars={k: _checked(v) for k, v in scalars.items() if v},
+            gaps={d: _checked(v) for d, v in gaps.items() if v},
             active_users=sum(1 for _, rec in ordered if rec[0] > 0),
-            models=dict(models),
-            model_names=dict(model_names),
-            _user_bytes=user_bytes,
-            _names_bytes=names_bytes,
+            models={h: (_checked(r[0]), _checked(r[1]), _checked(r[2])) for h, r in models.items()},
+            model_names={h: n for h, n in model_names.items() if h in models},
+            _user_bytes=b"".join(USER_RECORD.pack(h, *(_checked(v) for v in rec)) for h, rec in ordered),
         )
 
     # ---- the binary form --------------------------------------------------------------------
 
     def encode(self) -> bytes:
-        head = {
-            "s": self.scalars,
-            "g": {str(d): v for d, v in sorted(self.gaps.items())},
-            "a": self.active_users,
-            "m": [[h.hex(), self.model_names.get(h, h.hex()), *rec] for h, rec in sorted(self.models.items())],
-        }
-        head_bytes = json.dumps(head, separators=(",", ":"), sort_keys=True).encode()
-        body = (
-            _HEADER.pack(MAGIC, len(head_bytes), len(self._names_bytes), len(self._user_bytes))
-            + head_bytes
-            + self._names_bytes
-            + self._user_bytes
-        )
-        return zlib.compress(body, 6)
+        gaps = sorted(self.gaps.items())
+        models = sorted(self.models.items())
+        names = json.dumps([self.model_names.get(h, h.hex()) for h, _ in models], separators=(",", ":")).encode()
+        parts = [
+            _HEADER.pack(MAGIC, len(gaps), len(models), len(names), len(self._user_bytes) // USER_RECORD.size),
+            _SCALARS.pack(*(self.scalars.get(name, 0) for name in SCALAR_ORDER), self.active_users),
+            b"".join(_GAP.pack(d, v) for d, v in gaps),
+            b"".join(MODEL_RECORD.pack(h, *rec) for h, rec in models),
+            names,
+            self._user_bytes,
+        ]
+        return zlib.compress(b"".join(parts), 6)
 
     @classmethod
     def decode(cls, blob: bytes) -> Bucket:
         try:
             body = zlib.decompress(blob)
-            magic, head_len, names_len, users_len = _HEADER.unpack_from(body)
-            if magic != MAGIC or _HEADER.size + head_len + names_len + users_len != len(body):
+            magic, n_gaps, n_models, names_len, n_users = _HEADER.unpack_from(body)
+            if magic != MAGIC:
                 raise CorruptBucket("not a Tracemark rollup bucket")
-            if users_len % USER_RECORD.size:
-                raise CorruptBucket("user records are truncated")
             offset = _HEADER.size
-            head = json.loads(body[offset : offset + head_len])
-            offset += head_len
-            names = body[offset : offset + names_len]
-            users = body[offset + names_len :]
-            models = {bytes.fromhex(m[0]): (int(m[2]), int(m[3]), int(m[4])) for m in head.get("m", [])}
+            sizes = (_SCALARS.size, n_gaps * _GAP.size, n_models * MODEL_RECORD.size, names_len)
+            if offset + sum(sizes) + n_users * USER_RECORD.size != len(body):
+                raise CorruptBucket("rollup bucket has the wrong length")
+            *values, active = _SCALARS.unpack_from(body, offset)
+            offset += sizes[0]
+            gaps = dict(_GAP.iter_unpack(body[offset : offset + sizes[1]]))
+            offset += sizes[1]
+            records = list(MODEL_RECORD.iter_unpack(body[offset : offset + sizes[2]]))
+            offset += sizes[2]
+            names = json.loads(body[offset : offset + names_len]) if names_len else []
+            offset += names_len
+            if not isinstance(names, list) or len(names) != n_models:
+                raise CorruptBucket("rollup bucket's model names do not match its models")
             return cls(
-                scalars={str(k): int(v) for k, v in head.get("s", {}).items()},
-                gaps={int(d): int(v) for d, v in head.get("g", {}).items()},
-                active_users=int(head.get("a", 0)),
-                models=models,
-                model_names={bytes.fromhex(m[0]): str(m[1]) for m in head.get("m", [])},
-                _user_bytes=users,
-                _names_bytes=names,
+                scalars={name: v for name, v in zip(SCALAR_ORDER, values, strict=True) if v},
+                gaps=gaps,
+                active_users=active,
+                models={r[0]: (r[1], r[2], r[3]) for r in records},
+                model_names={r[0]: str(n) for r, n in zip(records, names, strict=True)},
+                _user_bytes=body[offset:],
             )
         except CorruptBucket:
             raise
-        except (zlib.error, struct.error, ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
+        except (zlib.error, struct.error, ValueError, TypeError) as exc:
             raise CorruptBucket(f"damaged rollup bucket ({type(exc).__name__})") from exc
 
 

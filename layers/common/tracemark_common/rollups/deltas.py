@@ -42,7 +42,7 @@ AI_LINES = "ai_lines"
 LINES = "lines"  # all lines of the distinct commits in this bucket
 PRS = "prs"
 GAP = "g#"  # GAP + str(d): commit de-duplication terms (see the module docstring)
-USER_SESSIONS, USER_AI, USER_TOKENS, USER_COST, USER_NAME, USER_KIND = "us#", "ua#", "ut#", "uc#", "un#", "uk#"
+USER_SESSIONS, USER_AI, USER_TOKENS, USER_COST = "us#", "ua#", "ut#", "uc#"
 MODEL_SESSIONS, MODEL_TOKENS, MODEL_COST, MODEL_NAME = "ms#", "mt#", "mc#", "mn#"
 
 
@@ -102,7 +102,7 @@ def session_contribution(facts: SessionFacts) -> tuple[dict[str, int], dict[str,
         USER_TOKENS + user: facts.total_tokens,
         USER_COST + user: cost,
     }
-    strings = {USER_NAME + user: facts.user, USER_KIND + user: facts.user_kind}
+    strings: dict[str, str] = {}  # model names (users' names go to the store's registry)
     for model, usage in facts.models.items():
         name = short_hash(model)
         counters[MODEL_SESSIONS + name] = counters.get(MODEL_SESSIONS + name, 0) + 1

@@ -7,6 +7,8 @@ Item layout (docs/architecture.md, "Dashboard rollups"):
   hour, length and `Bucket` bytes per hour that has sessions; version `v` for the whole pack). A
   `24h` query (48 hours) reads 2 or 3 items rather than up to 48, so its cost is the same for an
   organisation with a session a day and one with a thousand an hour.
+- `pk=ROLLUPUSER#O#<org>`, `sk=<user hash, 16 hex>`: the user's `name` and `kind`, written once
+  per organisation and read only for the Top Users of a query.
 - `pk=ROLLUPCOMMIT#<scope>#<sha>`, `sk=STATE`: a commit's de-duplication state (`v` version,
   `lines`, maps `h` and `d` of bucket label -> sessions), written with a version condition.
 - `pk=ROLLUPPR#<org>#<repo id>#<number>`, `sk=FIRST`: the first correlation of a PR.
@@ -29,7 +31,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from tracemark_common.errors import Unavailable
 from tracemark_common.rollups.bucket import Bucket, CorruptBucket
-from tracemark_common.rollups.buckets import Key
+from tracemark_common.rollups.buckets import Key, scope_id
 from tracemark_common.rollups.deltas import CommitState
 from tracemark_common.rollups.store import RollupStore
 
@@ -60,6 +62,10 @@ def item_key(key: Key) -> Key:
     """The DynamoDB item that holds a bucket: itself for a day, the day's hour pack for an hour."""
     packed = _pack_of(key)
     return key if packed is None else packed[0]
+
+
+def _user_key(org: str, ident: bytes) -> Key:
+    return f"ROLLUPUSER#{scope_id(org)}", ident.hex()
 
 
 def encode_pack(hours: Mapping[int, bytes]) -> bytes:
@@ -234,6 +240,45 @@ class DynamoRollupStore:
             if request:
                 raise Unavailable("dashboard rollups: storage is throttling reads; retry", code="rollup_unavailable")
         return found
+
+    # ---- user names -------------------------------------------------------------------------
+
+    def put_user_names(self, org: str, names: Mapping[bytes, tuple[str, str]]) -> None:
+        for ident, (name, kind) in names.items():
+            self._call(
+                "put_item",
+                TableName=self.table_name,
+                Item={
+                    **_key(_user_key(org, ident)),
+                    "entity": {"S": "rollup_user"},
+                    "name": {"S": name},
+                    "kind": {"S": kind},
+                },
+            )
+
+    def get_user_names(self, org: str, hashes: Sequence[bytes]) -> dict[bytes, tuple[str, str]]:
+        wanted = {_user_key(org, ident): ident for ident in hashes}
+        found: dict[bytes, tuple[str, str]] = {}
+        keys = list(wanted)
+        for start in range(0, len(keys), BATCH_GET_MAX):
+            request: dict[str, Any] = {
+                self.table_name: {
+                    "Keys": [_key(k) for k in keys[start : start + BATCH_GET_MAX]],
+                    "ProjectionExpression": "pk, sk, #n, #k",
+                    "ExpressionAttributeNames": {"#n": "name", "#k": "kind"},
+                }
+            }
+            for round_ in range(MAX_UNPROCESSED_ROUNDS):
+                response = self._call("batch_get_item", RequestItems=request)
+                for raw in response.get("Responses", {}).get(self.table_name, []):
+                    ident = wanted.get((raw["pk"]["S"], raw["sk"]["S"]))
+                    if ident is not None and "name" in raw:
+                        found[ident] = (raw["name"]["S"], raw.get("kind", {}).get("S", "user"))
+                request = response.get("UnprocessedKeys") or {}
+                if not request:
+                    break
+                time.sleep(min(0.05 * 2**round_, 1.0))
+        return found  # a name that could not be read shows as its hash: the numbers stay right
 
     # ---- commits and PRs --------------------------------------------------------------------
 

@@ -51,7 +51,6 @@ class _Period:
     users: dict[bytes, list[int]] = field(default_factory=dict)  # hash -> [sessions, AI lines, tokens, cost]
     models: dict[bytes, list[int]] = field(default_factory=dict)  # hash -> [sessions, tokens, cost]
     names: dict[bytes, tuple[str, str]] = field(default_factory=dict)  # model hash -> (name, "")
-    buckets: list[Bucket] = field(default_factory=list)
 
     @property
     def active_users(self) -> int:
@@ -61,15 +60,6 @@ class _Period:
     def ai_percent(self) -> float | None:
         return None if self.lines <= 0 else self.ai_lines * 100 / self.lines
 
-    def user_name(self, ident: bytes) -> tuple[str, str]:
-        """(name, kind) of a user, from the first bucket of the period that counts them (only
-        the few buckets that name a Top User decode their names)."""
-        for bucket in self.buckets:
-            found = bucket.user_names.get(ident)
-            if found is not None:
-                return found
-        return ident.hex(), "user"
-
 
 def _aggregate(buckets: Mapping[int, Bucket], indices: range) -> _Period:
     period = _Period()
@@ -78,7 +68,6 @@ def _aggregate(buckets: Mapping[int, Bucket], indices: range) -> _Period:
         bucket = buckets.get(index)
         if bucket is None:
             continue
-        period.buckets.append(bucket)
         period.sessions += bucket.num(SESSIONS)
         period.tokens += bucket.num(TOKENS)
         period.input_tokens += bucket.num(INPUT_TOKENS)
@@ -128,14 +117,16 @@ def card(value: float | None, previous: float | None, digits: int | None = None)
     return {"value": fmt(value), "previous": fmt(previous), "delta": fmt(delta), "delta_pct": delta_pct}
 
 
-def _top_users(current: _Period, previous: _Period) -> list[dict[str, Any]]:
+def _top_users(store: RollupStore, org: str, current: _Period, previous: _Period) -> list[dict[str, Any]]:
     rows = [(ident, row) for ident, row in current.users.items() if row[0] > 0]
-    # sessions, AI lines, tokens (descending), then name: names are only needed near the cut
+    # sessions, AI lines, tokens (descending), then name: names are only looked up for the top
+    # ten and whoever ties with the tenth
     rows.sort(key=lambda pair: (-pair[1][0], -pair[1][1], -pair[1][2]))
     if len(rows) > TOP_USERS:
         last = rows[TOP_USERS - 1][1][:3]
         rows = [pair for i, pair in enumerate(rows) if i < TOP_USERS or pair[1][:3] == last]
-    named = [(current.user_name(ident), ident, row) for ident, row in rows]
+    names = store.get_user_names(org, [ident for ident, _ in rows]) if rows else {}
+    named = [(names.get(ident, (ident.hex(), "user")), ident, row) for ident, row in rows]
     named.sort(key=lambda t: (-t[2][0], -t[2][1], -t[2][2], t[0][0]))
     result = []
     for (name, kind), ident, row in named[:TOP_USERS]:
@@ -243,7 +234,7 @@ def query_dashboard(
         "has_data": cur.sessions > 0 or prev.sessions > 0 or cur.prs > 0 or prev.prs > 0,
         "cards": cards,
         "tokens": {"input": cur.input_tokens, "output": cur.output_tokens, "total": cur.tokens},
-        "top_users": _top_users(cur, prev),
+        "top_users": _top_users(store, org, cur, prev),
         "model_breakdown": _models(cur, prev),
         "series": _series(g, items, current_idx),
     }

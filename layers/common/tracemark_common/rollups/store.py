@@ -27,6 +27,13 @@ class RollupStore(Protocol):
         """The buckets that exist among `keys` (eventually consistent is fine), in as few
         requests as the storage allows; the count depends on the keys, never on the contents."""
 
+    def put_user_names(self, org: str, names: Mapping[bytes, tuple[str, str]]) -> None:
+        """Remember (name, kind) of users by their 8-byte hash, once per organisation
+        (idempotent: a hash always names the same user)."""
+
+    def get_user_names(self, org: str, hashes: Sequence[bytes]) -> dict[bytes, tuple[str, str]]:
+        """(name, kind) of the users among `hashes` that were remembered."""
+
     def get_commit(self, key: Key) -> CommitState:
         """A commit's state, read consistently (`version == 0` when absent)."""
 
@@ -47,6 +54,7 @@ class InMemoryRollupStore:
         self.buckets: dict[Key, tuple[int, bytes]] = {}
         self.commits: dict[Key, CommitState] = {}
         self.markers: dict[Key, dict[str, str]] = {}
+        self.names: dict[tuple[str, bytes], tuple[str, str]] = {}
         self.requests = 0
 
     def __len__(self) -> int:
@@ -75,6 +83,16 @@ class InMemoryRollupStore:
             self.requests += (len(keys) + 99) // 100  # as many as DynamoDB BatchGetItem calls
             found = {key: self.buckets[key][1] for key in keys if key in self.buckets}
         return {key: Bucket.decode(blob) for key, blob in found.items()}
+
+    def put_user_names(self, org: str, names: Mapping[bytes, tuple[str, str]]) -> None:
+        with self._lock:
+            self.requests += 1
+            self.names.update({(org, h): n for h, n in names.items()})
+
+    def get_user_names(self, org: str, hashes: Sequence[bytes]) -> dict[bytes, tuple[str, str]]:
+        with self._lock:
+            self.requests += (len(hashes) + 99) // 100
+            return {h: self.names[(org, h)] for h in hashes if (org, h) in self.names}
 
     def get_commit(self, key: Key) -> CommitState:
         with self._lock:

@@ -16,6 +16,7 @@ from tracemark_common.rollups.buckets import (
     commit_key,
     pr_key,
     scopes,
+    short_hash,
     to_utc,
 )
 from tracemark_common.rollups.deltas import (
@@ -56,6 +57,8 @@ class RollupWriter:
     def record_session(self, before: SessionFacts | None, after: SessionFacts | None) -> None:
         """Move every counter by the difference between `before` (None: new session) and
         `after` (None: deleted session). Calling it with equal facts changes nothing."""
+        if after is not None and (before is None or (before.org, before.user) != (after.org, after.user)):
+            self.store.put_user_names(after.org, {bytes.fromhex(short_hash(after.user)): (after.user, after.user_kind)})
         deltas = session_deltas(before, after)
         for move in commit_moves(before, after):
             merge_deltas(deltas, self._move_commit(move))
