@@ -12,6 +12,7 @@ the dashboard's 24h range sees them); token counts and everything else are left 
 from __future__ import annotations
 
 import contextlib
+import copy
 import itertools
 import json
 import os
@@ -288,9 +289,18 @@ class Dev:
             ids += [part.strip() for part in match.group(1).split(",") if part.strip()]
         return ids
 
+    def worktree(self, name: str, branch: str) -> Dev:
+        """A linked worktree of this clone (`git worktree add`), worked in by the same developer."""
+        path = self.root.parent / name
+        self.git("worktree", "add", "-q", "-b", branch, str(path))
+        other = copy.copy(self)
+        other.root = path
+        return other
+
     @property
     def state(self) -> Path:
-        return self.root / ".git" / "tracemark"
+        common = self.out("rev-parse", "--path-format=absolute", "--git-common-dir")
+        return Path(common) / "tracemark"
 
     def spool(self) -> list[Path]:
         return sorted((self.state / "spool").glob("*.json"))

@@ -341,3 +341,37 @@ def test_force_push_after_a_rebase_replaces_the_sessions_commits(served_stack: A
     assert run["output"]["title"].startswith("1 AI session")
     (comment,) = gh.comments_on(linked.full_name, 2)
     assert s1.id[:8] in comment["body"] and "issing" not in comment["body"]
+
+
+def test_a_session_in_a_linked_worktree(served_stack: Any, tmp_path: Path) -> None:
+    served = served_stack
+    tenant = new_tenant(served, "worktree")
+    remote = make_remote(tmp_path, {"README.md": "# app\n", "src/m.py": "m = 0\n"})
+    alice = Dev(tmp_path, "alice", remote)
+    alice.login(served, tenant.user_token("alice@example.com"))
+    assert alice.tracemark("init", "--project", "web", "--org", tenant.org).returncode == 0
+    alice.commit("chore: trace AI sessions")
+    assert alice.push().returncode == 0
+
+    # Given Claude Code working in a linked worktree of the clone (as it does for parallel tasks)
+    tree = alice.worktree("alice-wt", "wt-task")
+    s1 = ClaudeSession(tree, "claude_transcript_write_create_and_bash.jsonl")
+    s1.start()
+    s1.write("src/w.py", "w0 = 0\nw1 = 1\nw2 = 2\n")
+    s1.edit("src/m.py", "m = 0\n", "m = 1\n")
+    s1.end()
+    # and a human line in the same file in the main checkout (another file, another work tree)
+    alice.write("src/w.py", "elsewhere = 1\n")
+    # When the worktree's commit is made and pushed from the worktree
+    sha = tree.commit("feat: w")
+    assert tree.trailer_sessions(sha) == [s1.id]
+    pushed = tree.push("-q", "origin", "wt-task")
+    assert pushed.returncode == 0, pushed.stderr
+    # Then the state is shared (common dir) and the session attributed as typed in the worktree
+    assert tree.state == alice.state
+    detail = tenant.session(s1.id)
+    assert ranges(files_of(detail)["src/w.py"]) == [(1, 3)]
+    assert ranges(files_of(detail)["src/m.py"]) == [(1, 1)]
+    changes = detail["evidence"]["data"]["code_changes"]
+    assert (changes["ai_lines_added"], changes["ai_lines_removed"], changes["human_lines_added"]) == (4, 1, 0)
+    assert detail["evidence"]["data"]["git_context"]["branch"] == "wt-task"
