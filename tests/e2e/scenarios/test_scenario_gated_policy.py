@@ -93,3 +93,34 @@ def test_a_gated_policy_blocks_the_push(served_stack: Any, tmp_path: Path) -> No
     summary = run["output"]["summary"]
     assert "approved-models" in summary and "claude-opus-4-6" in summary
     assert "token-budget" in summary
+
+
+def test_the_org_gate_default_gates_attachments_that_do_not_say(served_stack: Any, tmp_path: Path) -> None:
+    served = served_stack
+    tenant = new_tenant(served, "gatedef")
+    # Given the organisation gates by default; the token budget does not say, the model rule opts out
+    api(served, "PUT", "/v1/org/settings", tenant.admin, 200, json={"gate_default": True})
+    contract = CONTRACT.replace("claude-sonnet-*\n        gate: true", "claude-sonnet-*\n        gate: false")
+    contract = contract.replace("max_tokens: 100\n        gate: false\n", "max_tokens: 100\n")
+    assert contract.count("gate:") == 1
+    api(served, "PUT", "/v1/projects/web/contract", tenant.admin, 200, json={"contract": contract})
+    remote = make_remote(tmp_path, {"README.md": "# app\n"})
+    alice = Dev(tmp_path, "alice", remote)
+    alice.login(served, tenant.user_token("alice@example.com"))
+    assert alice.tracemark("init", "--project", "web", "--org", tenant.org).returncode == 0
+    base = alice.commit("chore: trace AI sessions")
+    assert alice.push().returncode == 0
+    s1 = ClaudeSession(alice, "claude_transcript_write_create_and_bash.jsonl", model="claude-opus-4-6")
+    s1.start()
+    s1.write("src/a.py", "a = 1\n")
+    s1.end()
+    alice.commit("feat: a")
+    # When she pushes a session over the budget on an unapproved model
+    blocked = alice.push()
+    # Then the push is blocked by the budget (gated by default), not by the opted-out model rule
+    assert blocked.returncode != 0
+    assert alice.remote_head() == base
+    results = {r["policy"]: r for r in tenant.session(s1.id)["policy_results"]}
+    assert (results["token-budget"]["status"], results["token-budget"]["gate"]) == ("fail", True)
+    assert (results["approved-models"]["status"], results["approved-models"]["gate"]) == ("fail", False)
+    assert "token-budget: Session used 483 tokens, over the budget of 100" in blocked.stderr
