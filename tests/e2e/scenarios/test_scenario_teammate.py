@@ -64,6 +64,12 @@ def test_a_teammate_onboards_without_init(served_stack: Any, tmp_path: Path) -> 
     assert our_hooks(carol) == []
     assert not (carol.root / ".git" / "tracemark").exists()
 
+    # Given Dave, with the CLI, whose first agent session is in Cursor: its hook installs the git hooks
+    dave = Dev(tmp_path, "dave", remote)
+    assert our_hooks(dave) == []
+    CursorSession(dave).start()
+    assert our_hooks(dave) == list(GIT_HOOKS)
+
     # Given Bob clones without running `init`
     bob = Dev(tmp_path, "bob", remote)
     bob.login(served, tenant.user_token("bob@example.com"))
