@@ -106,6 +106,7 @@ class Fault:
     times: int
     headers: dict[str, str]
     body: Any
+    apply: bool = False  # the request takes effect, then the error is answered
 
 
 class FakeGitHub:
@@ -230,12 +231,17 @@ class FakeGitHub:
         times: int = 1,
         headers: dict[str, str] | None = None,
         body: Any = None,
+        apply: bool = False,
     ) -> None:
-        """The next `times` calls matching `method` and `path_regex` (searched) answer `status`."""
+        """The next `times` calls matching `method` and `path_regex` (searched) answer `status`.
+        With `apply`, each such request takes effect first (a gateway timing out after GitHub
+        wrote the comment, say): the client cannot tell whether it did."""
         default = {"message": "Server Error"} if status >= 500 else {"message": f"injected {status}"}
         with self._lock:
             self.faults.append(
-                Fault(method.upper(), re.compile(path_regex), status, times, dict(headers or {}), body or default)
+                Fault(
+                    method.upper(), re.compile(path_regex), status, times, dict(headers or {}), body or default, apply
+                )
             )
 
     def fail_secondary_rate_limit(self, method: str, path_regex: str, *, retry_after: int = 1, times: int = 1) -> None:
@@ -276,15 +282,19 @@ class FakeGitHub:
             control = request.path.startswith("/_fake/")  # the control API is not GitHub's
             if not control:
                 self.calls.append(call)
-            response = (None if control else self._fault(request)) or self._route(request, body)
+            fault = None if control else self._fault(request)
+            if fault is None or fault.apply:
+                response = self._route(request, body)
+            if fault is not None:
+                response = _json(fault.status, fault.body, fault.headers)
         call.status = response.status_code
         return response
 
-    def _fault(self, request: Request) -> Response | None:
+    def _fault(self, request: Request) -> Fault | None:
         for fault in self.faults:
             if fault.times > 0 and fault.method == request.method and fault.path.search(request.path):
                 fault.times -= 1
-                return _json(fault.status, fault.body, fault.headers)
+                return fault
         return None
 
     def _route(self, request: Request, body: Any) -> Response:
@@ -346,7 +356,7 @@ class FakeGitHub:
         (`shas`: the commits' real ids, one per message, e.g. from a local repository),
         `POST /_fake/push {"full_name", "number", "messages"}`,
         `POST /_fake/labels {"full_name", "number", "labels"}`, `POST /_fake/close {"full_name", "number"}`,
-        `POST /_fake/faults {"method", "path", "status", "times"?, "headers"?, "body"?}` (like `fail`),
+        `POST /_fake/faults {"method", "path", "status", "times"?, "headers"?, "body"?, "apply"?}` (`fail`),
         `DELETE /_fake/faults` (clear them), `GET /_fake/state` (comments, check runs, calls, faults)."""
         data = body if isinstance(body, dict) else {}
         try:
@@ -414,6 +424,7 @@ class FakeGitHub:
             times=int(data.get("times", 1)),
             headers={str(k): str(v) for k, v in headers.items()},
             body=data.get("body"),
+            apply=bool(data.get("apply", False)),
         )
         return _json(201, {"faults": len(self.faults)})
 

@@ -106,16 +106,22 @@ def test_transient_github_error_at_each_step_is_retried_then_succeeds(
     reset = int(time.time()) + 5
     headers = {k: v.replace("{reset}", str(reset)) for k, v in headers.items()}
     body = {"message": "You have exceeded a secondary rate limit"} if status == 403 else None
-    gh.fail(method, path.format(n=number), status, times=CLIENT_ATTEMPTS + 1, headers=headers, body=body)
+    # A create that failed with a 5xx may have been applied: the client does not send it again,
+    # the step fails at once and its retry looks for what it created
+    resend = not (method == "POST" and status >= 500)
+    times = CLIENT_ATTEMPTS + 1 if resend else 1
+    gh.fail(method, path.format(n=number), status, times=times, headers=headers, body=body)
     # When the PR is opened
     result = run(stack, linked, "opened", number)
     # Then the execution succeeded after exactly one Step Functions retry of that step
     assert result["status"] == "SUCCEEDED", result
     assert failed_attempts(result["history"]) == ["GitHubUnavailable"]
-    assert len(gh.calls_to(method, path.format(n=number))) == requests_without_faults + CLIENT_ATTEMPTS + 1
+    assert len(gh.calls_to(method, path.format(n=number))) == requests_without_faults + times
     # and the client waited as GitHub asked (Retry-After, or the exponential back-off on 5xx)
     if "Retry-After" in headers:
         assert set(waits) == {float(headers["Retry-After"])}
+    elif not resend:
+        assert waits == []
     elif status == 502:
         assert waits == [1.0, 2.0, 1.0]
     else:  # x-ratelimit-reset: until the reset time
@@ -150,11 +156,12 @@ def test_a_step_failing_past_its_retries_fails_visibly_and_a_redelivery_edits_in
     gh.fail("POST", r"/check-runs$", 502, times=1000)
     # When the PR is opened
     first = run(stack, linked, "opened", 22, delivery="flt-terminal-22")
-    # Then the execution fails visibly after the state machine's retries (1 + 4 step attempts of
-    # 3 requests each), with the comment published once and no check run
+    # Then the execution fails visibly after the state machine's retries (1 + 4 step attempts; a
+    # create is never re-sent by the client after a 5xx), with the comment published once and no
+    # check run
     assert first["status"] == "FAILED" and first["error"] == "CorrelationFailed", first
     assert failed_attempts(first["history"]) == ["GitHubUnavailable"] * STEP_ATTEMPTS
-    assert len(gh.calls_to("POST", r"/check-runs$")) == STEP_ATTEMPTS * CLIENT_ATTEMPTS
+    assert len(gh.calls_to("POST", r"/check-runs$")) == STEP_ATTEMPTS
     comments = gh.comments_on(linked["full_name"], 22)
     assert len(comments) == 1 and gh.check_runs_for(linked["full_name"]) == []
     # When GitHub recovers and redelivers the same delivery
@@ -247,3 +254,26 @@ def test_throttled_write_while_correlating_is_retried_without_duplicates(
     session = flow.ok(stack, "GET", f"/v1/sessions/w-{nth_write}", linked["member"])
     assert [p["number"] for p in session["prs"]] == [number]
     assert session["score"]["pr"]["number"] == number
+
+
+@pytest.mark.parametrize("target", ["comment", "check-run"])
+def test_a_create_that_failed_after_github_applied_it_is_not_duplicated(
+    stack: Any, gh: FakeGitHub, linked: dict[str, Any], waits: list[float], target: str
+) -> None:
+    # Given GitHub applying the create, then answering 502 (a gateway timing out after the write)
+    number = 35 if target == "comment" else 36
+    gh.add_pull(linked["full_name"], number, ["feat\n\nTracemark-Sessions: ghost"], shas=[sha(number)])
+    path = rf"/issues/{number}/comments$" if target == "comment" else r"/check-runs$"
+    gh.fail("POST", path, 502, times=1, apply=True)
+    # When the PR is opened
+    result = run(stack, linked, "opened", number)
+    # Then the client did not send the create again; the retried step found it and edited it
+    assert result["status"] == "SUCCEEDED", result
+    assert failed_attempts(result["history"]) == ["GitHubUnavailable"]
+    assert len(gh.calls_to("POST", path)) == 1
+    assert len(gh.comments_on(linked["full_name"], number)) == 1
+    assert len(gh.check_runs_for(linked["full_name"], sha(number))) == 1
+    if target == "comment":
+        assert len(gh.calls_to("PATCH", r"/issues/comments/\d+$")) == 1
+    else:
+        assert len(gh.calls_to("PATCH", r"/check-runs/\d+$")) == 1

@@ -4,7 +4,9 @@
 - Installation tokens cached in memory until five minutes before they expire.
 - One `requests.Session`, a versioned User-Agent, the API version header, timeouts.
 - Retries with backoff on 5xx, 429, secondary rate limits and network errors, honouring
-  `Retry-After` and `x-ratelimit-reset`; the sleep is injectable so tests never wait.
+  `Retry-After` and `x-ratelimit-reset`; the sleep is injectable so tests never wait. A create
+  (comment, check run) is not sent again after a 5xx or a network error, which may have been
+  applied: `GitHubUnavailable` at once, and the workflow step, retried, finds what it created.
 - `Link` pagination that refuses a `next` link on another scheme, host or port.
 - Every URL is built here from validated ids (`owner/name`, numbers, shas), never from payloads.
 """
@@ -266,6 +268,7 @@ class GitHubClient:
         auth: str,
         json: Any = None,
         params: Mapping[str, str | int] | None = None,
+        resend_after_server_error: bool = True,
     ) -> requests.Response:
         headers = {
             "Accept": "application/vnd.github+json",
@@ -302,6 +305,11 @@ class GitHubClient:
             wait = self._retry_wait(response, attempt)
             if wait is None:
                 raise GitHubError(f"{method} {_path_of(url)} failed: {last_error}", last_status)
+            if not resend_after_server_error and (response is None or response.status_code >= 500):
+                raise GitHubUnavailable(
+                    f"{method} {_path_of(url)} failed and may have been applied; not sent again: {last_error}",
+                    last_status,
+                )
             if attempt + 1 >= self.max_attempts or wait > self.max_wait_seconds:
                 break
             self.sleep(wait)
@@ -317,11 +325,20 @@ class GitHubClient:
         installation_id: int,
         json: Any = None,
         params: Mapping[str, str | int] | None = None,
+        resend_after_server_error: bool = True,
     ) -> requests.Response:
-        """`path` is built by this module's helpers; never pass a URL taken from a payload."""
+        """`path` is built by this module's helpers; never pass a URL taken from a payload.
+        `resend_after_server_error=False` for requests that must not be applied twice."""
         if not path.startswith("/") or "//" in path or "/../" in path or path.endswith("/.."):
             raise GitHubError(f"refusing to call path {path!r}")
-        return self._authorised(method, f"{self.base_url}{path}", installation_id, json=json, params=params)
+        return self._authorised(
+            method,
+            f"{self.base_url}{path}",
+            installation_id,
+            json=json,
+            params=params,
+            resend_after_server_error=resend_after_server_error,
+        )
 
     def _authorised(
         self,
@@ -331,17 +348,23 @@ class GitHubClient:
         *,
         json: Any = None,
         params: Mapping[str, str | int] | None = None,
+        resend_after_server_error: bool = True,
     ) -> requests.Response:
         token = self.installation_token(installation_id)
+        resend = resend_after_server_error
         try:
-            return self._send(method, url, auth=f"token {token}", json=json, params=params)
+            return self._send(
+                method, url, auth=f"token {token}", json=json, params=params, resend_after_server_error=resend
+            )
         except GitHubError as exc:
             if exc.status != 401:
                 raise
         # The token was revoked or expired early: fetch a new one, once.
         self.tokens.drop(self._token_key(installation_id))
         token = self.installation_token(installation_id)
-        return self._send(method, url, auth=f"token {token}", json=json, params=params)
+        return self._send(
+            method, url, auth=f"token {token}", json=json, params=params, resend_after_server_error=resend
+        )
 
     def _check_link(self, url: str) -> None:
         parts = urlsplit(url)
@@ -413,7 +436,11 @@ class GitHubClient:
 
     def create_issue_comment(self, installation_id: int, full_name: str, number: int, body: str) -> dict[str, Any]:
         path = f"{_repo_path(full_name)}/issues/{_number(number, 'issue number')}/comments"
-        return _object(self.request("POST", path, installation_id=installation_id, json={"body": body}))
+        return _object(
+            self.request(
+                "POST", path, installation_id=installation_id, json={"body": body}, resend_after_server_error=False
+            )
+        )
 
     def update_issue_comment(self, installation_id: int, full_name: str, comment_id: int, body: str) -> dict[str, Any]:
         path = f"{_repo_path(full_name)}/issues/comments/{_number(comment_id, 'comment id')}"
@@ -422,7 +449,9 @@ class GitHubClient:
     def create_check_run(self, installation_id: int, full_name: str, fields: dict[str, Any]) -> dict[str, Any]:
         check_sha(str(fields.get("head_sha", "")))
         path = f"{_repo_path(full_name)}/check-runs"
-        return _object(self.request("POST", path, installation_id=installation_id, json=fields))
+        return _object(
+            self.request("POST", path, installation_id=installation_id, json=fields, resend_after_server_error=False)
+        )
 
     def update_check_run(
         self, installation_id: int, full_name: str, check_run_id: int, fields: dict[str, Any]
