@@ -12,6 +12,7 @@ run on pytest 9: it writes `Function._nodeid`, which pytest 9 no longer has.)
 
 from __future__ import annotations
 
+import json
 import zlib
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from fuzzkit import FuzzStack, fuzz
 from hypothesis import settings
 
 from tracemark_common import dsse
+from tracemark_common.evidence.statement import sign_statement
 from tracemark_common.http.openapi import openapi_document
 from tracemark_common.routes import ROUTES
 
@@ -58,6 +60,38 @@ POLICY = (
 ).read_text()
 
 
+SESSION = "fuzz-session-1"
+EVIDENCE = Path(__file__).resolve().parents[1] / "fixtures" / "chainloop" / "ai-coding-session.json"
+
+
+def _attestation(stack: FuzzStack, key: dsse.PrivateKey) -> dict[str, Any]:
+    envelope = json.loads(EVIDENCE.read_text(encoding="utf-8"))
+    sha = "f" * 40
+    envelope["data"]["session"]["id"] = SESSION
+    envelope["data"]["git_context"]["tracemark_commits"] = [
+        {
+            "sha": sha,
+            "files": [
+                {"path": "a.py", "status": "modified", "lines_added": 3, "lines_removed": 0, "attribution": "ai"}
+            ],
+            "line_ranges": [[1, 3]],
+            "signature": "N",
+        }
+    ]
+    statement = {
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": [{"name": sha, "digest": {"gitCommit": sha}}],
+        "predicateType": "https://tracemark.dev/ai-coding-session/v1",
+        "predicate": {
+            "evidence": envelope,
+            "project": stack.project,
+            "organization": stack.org,
+            "cli_version": "0.1.0",
+        },
+    }
+    return sign_statement(statement, key)
+
+
 @pytest.fixture(scope="session")
 def known(fuzz_stack: FuzzStack) -> dict[str, dict[str, str]]:
     if KNOWN:
@@ -68,9 +102,15 @@ def known(fuzz_stack: FuzzStack) -> dict[str, dict[str, str]]:
         f"{url}/v1/policies/fuzz-policy", data=POLICY, headers={**admin, "Content-Type": "text/plain"}, timeout=30
     )
     assert put.status_code in (200, 201), put.text
-    pem = dsse.public_key_pem(dsse.generate_private_key("ed25519").public_key())
+    signing_key = dsse.generate_private_key("ecdsa-p256")
+    pem = dsse.public_key_pem(signing_key.public_key())
     key = requests.post(f"{url}/v1/keys", json={"public_key_pem": pem}, headers=admin, timeout=30)
     assert key.status_code == 201, key.text
+    # one attested session, signed the way the CLI signs, so session reads return real evidence
+    pushed = requests.post(
+        f"{url}/v1/attestations", json=_attestation(fuzz_stack, signing_key), headers=admin, timeout=60
+    )
+    assert pushed.status_code == 201, pushed.text
     victim = requests.post(f"{url}/v1/tokens", json={"subject": "victim", "kind": "service"}, headers=admin, timeout=30)
     assert victim.status_code == 201, victim.text
     project = {"name": fuzz_stack.project}
@@ -81,6 +121,7 @@ def known(fuzz_stack: FuzzStack) -> dict[str, dict[str, str]]:
             "/v1/policies/{name}": {"name": "fuzz-policy"},
             "/v1/keys/{keyid}": {"keyid": key.json()["keyid"]},
             "/v1/tokens/{id}": {"id": victim.json()["id"]},
+            "/v1/sessions/{id}": {"id": SESSION},
         }
     )
     return KNOWN
