@@ -218,6 +218,11 @@ def test_a_developers_day(served_stack: Any, tmp_path: Path) -> None:
     assert users["alice@example.com"]["sessions"] == 3
     assert users["alice@example.com"]["ai_lines"] == 9 + 6 + 7
     assert users["bob@example.com"]["sessions"] == 1
+    series = cards["series"]
+    assert len(series) == 24
+    assert sum(point["sessions"] for point in series) == 4
+    assert sum(point["tokens"] for point in series) == tokens
+    assert sum(point["ai_lines"] for point in series) == ai_lines
     models = {row["model"]: row["sessions"] for row in cards["model_breakdown"]}
     assert models == {
         "claude-opus-4-6": 1,

@@ -111,6 +111,18 @@ def test_pr_life_cycle_with_a_late_session(served_stack: Any, tmp_path: Path, li
     assert check()["conclusion"] == "success"
     assert len(gh.comments_on(linked.full_name, PR)) == 1
 
+    # And a pull request without any trailer gets a passing "No AI sessions" check and no comment
+    alice.write("NOTES.md", "by hand\n")
+    human = alice.commit("docs: by hand")
+    plain = gh.add_pull(linked.full_name, PR + 1, [alice.message(human)], shas=[human])
+    assert deliver(served, "pull_request", pr_event(linked, PR + 1, "opened")).status_code == 202
+    (quiet,) = eventually(
+        lambda: [r for r in gh.check_runs_for(linked.full_name, plain.head_sha) if r.get("status") == "completed"],
+        "the check of the PR without AI",
+    )
+    assert (quiet["conclusion"], quiet["output"]["title"]) == ("success", "No AI sessions")
+    assert gh.comments_on(linked.full_name, PR + 1) == []
+
     # And the dashboard counts one AI-assisted PR, two sessions, two users
     cards = eventually(lambda: (c := tenant.dashboard("24h"))["ai_assisted_prs"]["value"] == 1 and c, "the PR")
     assert (cards["total_sessions"]["value"], cards["active_users"]["value"]) == (2, 2)
