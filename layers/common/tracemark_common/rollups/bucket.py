@@ -134,6 +134,20 @@ class Bucket:
     # ---- the binary form --------------------------------------------------------------------
 
     def encode(self) -> bytes:
+        """The compressed binary form (a daily item's `b`)."""
+        return zlib.compress(self.to_bytes(), 6)
+
+    @classmethod
+    def decode(cls, blob: bytes) -> Bucket:
+        try:
+            body = zlib.decompress(blob)
+        except zlib.error as exc:
+            raise CorruptBucket(f"damaged rollup bucket ({type(exc).__name__})") from exc
+        return cls.from_bytes(body)
+
+    def to_bytes(self) -> bytes:
+        """The uncompressed binary form (an hour pack compresses its 24 hours together, so the
+        users' hashes repeated from hour to hour cost a few bytes each)."""
         gaps = sorted(self.gaps.items())
         models = sorted(self.models.items())
         names = json.dumps([self.model_names.get(h, h.hex()) for h, _ in models], separators=(",", ":")).encode()
@@ -145,12 +159,11 @@ class Bucket:
             names,
             self._user_bytes,
         ]
-        return zlib.compress(b"".join(parts), 6)
+        return b"".join(parts)
 
     @classmethod
-    def decode(cls, blob: bytes) -> Bucket:
+    def from_bytes(cls, body: bytes) -> Bucket:
         try:
-            body = zlib.decompress(blob)
             magic, n_gaps, n_models, names_len, n_users = _HEADER.unpack_from(body)
             if magic != MAGIC:
                 raise CorruptBucket("not a Tracemark rollup bucket")
@@ -178,7 +191,7 @@ class Bucket:
             )
         except CorruptBucket:
             raise
-        except (zlib.error, struct.error, ValueError, TypeError) as exc:
+        except (struct.error, ValueError, TypeError) as exc:
             raise CorruptBucket(f"damaged rollup bucket ({type(exc).__name__})") from exc
 
 

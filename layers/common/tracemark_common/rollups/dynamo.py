@@ -4,7 +4,8 @@ Item layout (docs/architecture.md, "Dashboard rollups"):
 - `pk=ROLLUP#<scope>`, `sk=D#<yyyy-mm-dd>`: one daily bucket, the binary `Bucket` in `b` with
   version `v` (replaced under a version condition).
 - `pk=ROLLUP#<scope>`, `sk=HP#<yyyy-mm-dd>`: the day's 24 hourly buckets packed in one item (`b`:
-  hour, length and `Bucket` bytes per hour that has sessions; version `v` for the whole pack). A
+  zlib of hour, length and uncompressed `Bucket` bytes per hour that has sessions; version `v`
+  for the whole pack). A
   `24h` query (48 hours) reads 2 or 3 items rather than up to 48, so its cost is the same for an
   organisation with a session a day and one with a thousand an hour.
 - `pk=ROLLUPUSER#O#<org>`, `sk=<user hash, 16 hex>`: the user's `name` and `kind`, written once
@@ -22,6 +23,7 @@ from __future__ import annotations
 import struct
 import threading
 import time
+import zlib
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import Any
@@ -69,13 +71,16 @@ def _user_key(org: str, ident: bytes) -> Key:
 
 
 def encode_pack(hours: Mapping[int, bytes]) -> bytes:
-    return b"".join(_HOUR_ENTRY.pack(h, len(blob)) + blob for h, blob in sorted(hours.items()) if blob)
+    """One compressed stream of the hours' uncompressed buckets (`Bucket.to_bytes`)."""
+    return zlib.compress(b"".join(_HOUR_ENTRY.pack(h, len(raw)) + raw for h, raw in sorted(hours.items()) if raw), 6)
 
 
-def decode_pack(blob: bytes) -> dict[int, bytes]:
+def decode_pack(packed: bytes) -> dict[int, bytes]:
+    """hour -> that hour's uncompressed bucket bytes."""
     hours: dict[int, bytes] = {}
     offset = 0
     try:
+        blob = zlib.decompress(packed) if packed else b""
         while offset < len(blob):
             hour, length = _HOUR_ENTRY.unpack_from(blob, offset)
             offset += _HOUR_ENTRY.size
@@ -83,16 +88,16 @@ def decode_pack(blob: bytes) -> dict[int, bytes]:
                 raise CorruptBucket("damaged hour pack")
             hours[hour] = blob[offset : offset + length]
             offset += length
-    except struct.error as exc:
+    except (struct.error, zlib.error) as exc:
         raise CorruptBucket("damaged hour pack") from exc
     return hours
 
 
-def _bucket(blob: bytes | None) -> Bucket:
+def _bucket(blob: bytes | None, *, raw: bool = False) -> Bucket:
     if not blob:
         return Bucket()
     try:
-        return Bucket.decode(blob)
+        return Bucket.from_bytes(blob) if raw else Bucket.decode(blob)
     except CorruptBucket as exc:
         raise Unavailable(f"dashboard rollups: {exc}", code="rollup_unavailable") from exc
 
@@ -122,7 +127,7 @@ class DynamoRollupStore:
             return version, _bucket(blob)
         pack_key, hour = packed
         version, hours = self._read_pack(pack_key)
-        return version, _bucket(hours.get(hour))
+        return version, _bucket(hours.get(hour), raw=True)
 
     def put_bucket(self, key: Key, bucket: Bucket, version: int) -> bool:
         packed = _pack_of(key)
@@ -139,7 +144,7 @@ class DynamoRollupStore:
         if bucket.is_empty():
             hours.pop(hour, None)
         else:
-            hours[hour] = bucket.encode()
+            hours[hour] = bucket.to_bytes()
         if not self._write(pack_key, encode_pack(hours), version):
             return False
         self._remember(pack_key, version + 1, hours)
@@ -168,7 +173,7 @@ class DynamoRollupStore:
                     raise Unavailable(f"dashboard rollups: {exc}", code="rollup_unavailable") from exc
             hour_blob = packs[item_key].get(packed[1])
             if hour_blob:
-                found[key] = _bucket(hour_blob)
+                found[key] = _bucket(hour_blob, raw=True)
         return found
 
     def _read(self, key: Key) -> tuple[int, bytes | None]:
