@@ -735,18 +735,22 @@ class Pusher:
 
 
 def _violations(body: dict[str, Any]) -> str:
-    messages: list[str] = []
+    """The violations of an ingest answer, those of gated policies first and marked `(gated)`, so
+    that a blocked push says which policy blocked it (advisory violations are listed after)."""
+    gated: list[str] = []
+    advisory: list[str] = []
     results = body.get("policy_results")
     if isinstance(results, list):
         for result in results:
             if not isinstance(result, dict):
                 continue
             name = result.get("name") or result.get("policy") or "policy"
+            blocking = result.get("gate") is True
             for violation in result.get("violations") or []:
                 text = violation.get("message") if isinstance(violation, dict) else violation
                 if text:
-                    messages.append(f"{name}: {text}")
-    return "; ".join(messages[:10]) or "policy violation (see the session page)"
+                    (gated if blocking else advisory).append(f"{name}{' (gated)' if blocking else ''}: {text}")
+    return "; ".join([*gated, *advisory][:10]) or "policy violation (see the session page)"
 
 
 def _repo(repo: object) -> gitutil.Repo:
