@@ -58,7 +58,9 @@ def test_a_gated_policy_blocks_the_push(served_stack: Any, tmp_path: Path) -> No
     # Then the push is interrupted with the violation, and nothing reached the remote
     assert blocked.returncode != 0
     assert "gated policy" in blocked.stderr
-    assert "claude-opus-4-6" in blocked.stderr
+    # the gating policy first and marked, the advisory one after it
+    assert "approved-models (gated): Model 'claude-opus-4-6' is not approved" in blocked.stderr
+    assert "; token-budget: Session used 483 tokens, over the budget of 100" in blocked.stderr
     assert alice.remote_head() == base
     # And the session is stored anyway, with both results
     (stored,) = tenant.sessions()
@@ -123,4 +125,5 @@ def test_the_org_gate_default_gates_attachments_that_do_not_say(served_stack: An
     results = {r["policy"]: r for r in tenant.session(s1.id)["policy_results"]}
     assert (results["token-budget"]["status"], results["token-budget"]["gate"]) == ("fail", True)
     assert (results["approved-models"]["status"], results["approved-models"]["gate"]) == ("fail", False)
-    assert "token-budget: Session used 483 tokens, over the budget of 100" in blocked.stderr
+    assert "token-budget (gated): Session used 483 tokens, over the budget of 100" in blocked.stderr
+    assert "approved-models: Model 'claude-opus-4-6' is not approved" in blocked.stderr
