@@ -5,6 +5,7 @@ modes, GSI look-ups, org-scoped pagination and erasure."""
 from __future__ import annotations
 
 import dataclasses
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -27,11 +28,10 @@ from tracemark_common.store.records import (
 )
 from tracemark_common.store.s3 import S3Blobs
 
-TABLE = "backend-store-test"
 T0 = "2026-11-20T10:00:00.000Z"
 
 
-def _create_table(client: Any) -> None:
+def _create_table(client: Any, table: str) -> None:
     index = [
         {
             "IndexName": name,
@@ -44,7 +44,7 @@ def _create_table(client: Any) -> None:
         for name in ("gsi1", "gsi2")
     ]
     client.create_table(
-        TableName=TABLE,
+        TableName=table,
         KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
         AttributeDefinitions=[
             {"AttributeName": name, "AttributeType": "S"}
@@ -57,9 +57,11 @@ def _create_table(client: Any) -> None:
 
 @pytest.fixture
 def store() -> Iterator[DynamoStore]:
+    # A table of its own: moto's state is shared with the session's `stack` when that is running.
+    table = f"backend-store-{uuid.uuid4().hex[:12]}"
     with moto.mock_aws():
-        _create_table(boto3.client("dynamodb", region_name="us-east-1"))
-        yield DynamoStore(TABLE, region="us-east-1", host="")
+        _create_table(boto3.client("dynamodb", region_name="us-east-1"), table)
+        yield DynamoStore(table, region="us-east-1", host="")
 
 
 def session(org: str, sid: str, at: str, *, user: str = "alice", project: str = "web") -> SessionRecord:
