@@ -117,3 +117,14 @@ def test_offline_push_then_recovery_from_the_spool(served_stack: Any, tmp_path: 
     assert cards["ai_authored_code"]["ai_lines"] == 5 + 3 + 2
     assert cards["ai_authored_code"]["all_lines"] == 8 + numstat_lines(alice, c4) == 10
     assert alice.spool() == []
+
+    # When an admin erases the second session
+    api(served, "DELETE", f"/v1/sessions/{s2.id}", tenant.admin, 200)
+    # Then it is gone and the dashboard moved back by exactly its numbers
+    assert [s["id"] for s in tenant.sessions()] == [s1.id]
+    cards = tenant.dashboard("24h")
+    assert cards["total_sessions"]["value"] == 1
+    assert cards["total_tokens"]["value"] == tokens - sum(
+        expected_usage(TRANSCRIPTS[1])[k] for k in ("input_tokens", "output_tokens")
+    )
+    assert (cards["ai_authored_code"]["ai_lines"], cards["ai_authored_code"]["all_lines"]) == (5 + 2, 5 + 2)
