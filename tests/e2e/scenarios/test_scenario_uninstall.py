@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from scenario_kit import ClaudeSession, CursorSession, Dev, make_remote, new_tenant
+from scenario_kit import ClaudeSession, CursorSession, Dev, Link, make_remote, new_tenant
 
 pytestmark = pytest.mark.slow
 
@@ -48,12 +48,12 @@ def snapshot(root: Path) -> dict[str, tuple[bytes, int]]:
     return files
 
 
-def test_uninstall_restores_everything_byte_for_byte(served_stack: Any, tmp_path: Path) -> None:
+def test_uninstall_restores_everything_byte_for_byte(served_stack: Any, tmp_path: Path, link: Link) -> None:
     served = served_stack
     tenant = new_tenant(served, "uninst")
     remote = make_remote(tmp_path, {"README.md": "# app\n", ".claude/settings.json": FOREIGN_SETTINGS})
     dev = Dev(tmp_path, "dana", remote)
-    dev.login(served, tenant.user_token("dana@example.com"))
+    dev.login(served, tenant.user_token("dana@example.com"), via=link)
     record = tmp_path / "foreign-hooks.log"
     for name, (text, mode) in foreign_hooks(record).items():
         hook = dev.root / ".git" / "hooks" / name
@@ -84,13 +84,27 @@ def test_uninstall_restores_everything_byte_for_byte(served_stack: Any, tmp_path
     assert f"pre-push origin {remote}" in log
     assert f"refs/heads/main {sha} refs/heads/main" in log
 
+    # and a second session whose push found the server unreachable (still in the spool)
+    s2 = ClaudeSession(dev, "claude_transcript_rejected_then_created_write.jsonl")
+    s2.start()
+    s2.write("src/c.py", "c = 1\n")
+    s2.end()
+    dev.commit("feat: c", "src/c.py")
+    link.down()
+    offline = dev.push("-q", "origin", "main")
+    assert offline.returncode == 0, offline.stderr
+    assert len(dev.spool()) == 1
+
     # When the developer uninstalls
     removed = dev.tracemark("uninstall", "--yes")
     assert removed.returncode == 0, removed.stderr
+    # Then it warns that an attestation was still pending
+    assert "warning: deleting 1 attestation(s) not yet delivered" in removed.stderr
 
     # Then every foreign hook and config is back byte for byte, with its mode
     after = snapshot(dev.root)
     after.pop("src/a.py")  # the committed work stays
+    after.pop("src/c.py")
     assert after.keys() == before.keys()
     for rel, (content, mode) in before.items():
         assert after[rel] == (content, mode), rel
