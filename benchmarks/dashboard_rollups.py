@@ -99,6 +99,7 @@ def load_into_dynamodb(client: Any, store: InMemoryRollupStore, org: str) -> int
         moved = (key[0].replace("bench", org, 1), key[1])
         version, _ = target.get_bucket(moved)
         assert target.put_bucket(moved, bucket, version)
+    target.put_user_names(org, {ident: name for (_org, ident), name in store.names.items()})
     return len(store.buckets)
 
 
