@@ -218,6 +218,10 @@
       if (spec.key === "ai_authored_code" && hasData) {
         extra = el("p", { class: "muted small", text: c.all_lines ? fmtInt(c.ai_lines) + " of " + fmtInt(c.all_lines) + " lines" : "no committed lines in this range" });
       }
+      if (spec.key === "total_cost_usd" && hasData && num(c.unpriced_sessions) > 0) {
+        var n = num(c.unpriced_sessions);
+        extra = el("p", { class: "muted small", "data-unpriced": "", text: "priced models only: " + fmtInt(n) + (n === 1 ? " session uses" : " sessions use") + " a model with no known price" });
+      }
       box.appendChild(el("article", { class: "card", "data-card": spec.key, "aria-label": spec.title }, [
         el("h3", { text: spec.title }),
         el("p", { class: "value", "data-value": "", text: value }),
@@ -284,7 +288,7 @@
       list.appendChild(el("li", null, [
         el("span", { class: "hbar-label", title: String(r.model), text: short(r.model, 48) }),
         el("span", { class: "hbar", "aria-hidden": "true" }, bar),
-        el("span", { class: "hbar-value", text: fmtInt(r.sessions) + " sessions · " + fmtInt(r.tokens) + " tokens" })
+        el("span", { class: "hbar-value", text: fmtInt(r.sessions) + " sessions · " + fmtInt(r.tokens) + " tokens · " + (r.cost_usd === null ? "cost unknown (no price)" : fmtUsd(r.cost_usd)) })
       ]));
     });
     box.appendChild(list);

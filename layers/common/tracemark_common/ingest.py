@@ -396,19 +396,28 @@ def evidence_facts(parsed: ParsedAttestation) -> _Facts:
     for name, raw_counts in list(by_model.items())[:100]:
         counts = _dict(raw_counts)
         input_tokens, output_tokens = _int(counts.get("input_tokens")), _int(counts.get("output_tokens"))
+        total = _int(counts.get("total_tokens")) or input_tokens + output_tokens
         facts.models[str(name)[:200]] = {
             "input_tokens": input_tokens,
             "output_tokens": output_tokens,
-            "total_tokens": _int(counts.get("total_tokens")) or input_tokens + output_tokens,
+            "total_tokens": total,
             "cost_usd": float(_number(counts.get("estimated_cost_usd"))),
+            # no price for a model that used tokens: its cost is unknown, never a silent $0
+            "priced": not (counts.get("estimated_cost_usd") is None and total > 0),
         }
     input_tokens, output_tokens = _int(usage.get("input_tokens")), _int(usage.get("output_tokens"))
+    unpriced_names = usage.get("unpriced_models")
+    for name in unpriced_names if isinstance(unpriced_names, list) else []:
+        if isinstance(name, str) and name[:200] in facts.models:
+            facts.models[name[:200]]["priced"] = False
     cost = float(_number(usage.get("estimated_cost_usd"))) or sum(m["cost_usd"] for m in facts.models.values())
     facts.usage = {
         "input_tokens": input_tokens,
         "output_tokens": output_tokens,
         "total_tokens": _int(usage.get("total_tokens")) or input_tokens + output_tokens,
         "cost_usd": round(cost, 6),
+        "unpriced": any(not m["priced"] for m in facts.models.values())
+        or bool(isinstance(unpriced_names, list) and unpriced_names),
     }
     if not facts.models:
         primary = model.get("primary")
@@ -457,9 +466,11 @@ def session_facts(record: SessionRecord) -> SessionFacts:
                 output_tokens=_int(m.get("output_tokens")),
                 total_tokens=_int(m.get("total_tokens")),
                 cost_usd=float(_number(m.get("cost_usd"))),
+                priced=m.get("priced") is not False,
             )
             for name, m in _dict(facts.get("models")).items()
         },
+        unpriced=usage.get("unpriced") is True,
         total_tokens=_int(usage.get("total_tokens")),
         input_tokens=_int(usage.get("input_tokens")),
         output_tokens=_int(usage.get("output_tokens")),

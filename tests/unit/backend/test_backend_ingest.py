@@ -511,6 +511,29 @@ def test_hostile_numbers_in_free_form_usage_do_not_break_rollups(world: World) -
     assert after.input_tokens == 0 and after.output_tokens == 0
 
 
+def test_an_unpriced_model_reaches_the_rollups_as_unpriced_not_as_zero_dollars(world: World) -> None:
+    # Given evidence whose model is not in the price table (the CLI writes a null cost)
+    ev = evidence(
+        commits=[commit_entry(1)],
+        usage={
+            "input_tokens": 100,
+            "output_tokens": 20,
+            "total_tokens": 120,
+            "estimated_cost_usd": None,
+            "estimated_cost_usd_priced_models": 0.5,
+            "unpriced_models": ["composer-2"],
+            "by_model": {
+                "composer-2": {"input_tokens": 60, "output_tokens": 10, "estimated_cost_usd": None},
+                "claude-opus-4-6": {"input_tokens": 40, "output_tokens": 10, "estimated_cost_usd": 0.5},
+            },
+        },
+    )
+    assert world.push(world.envelope(ev)).status == 201
+    [(_, after)] = world.rollups.calls
+    assert after.unpriced is True and after.cost_usd == 0.5
+    assert after.models["composer-2"].priced is False and after.models["claude-opus-4-6"].priced is True
+
+
 def test_commits_fall_back_to_subjects_without_tracemark_commits(world: World) -> None:
     ev = evidence("plain")  # the Chainloop fixture has no tracemark_commits
     result = world.push(sign(statement(ev, subjects=[sha(7), sha(8)]), world.key))

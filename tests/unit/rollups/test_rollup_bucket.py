@@ -31,7 +31,7 @@ def test_round_trip_keeps_every_number_and_model_name() -> None:
         (bytes.fromhex(U1), 2, 5, 0, 0),
         (bytes.fromhex(U2), 1, 0, 0, 7),
     ]
-    assert bucket.models == {bytes.fromhex(M1): (3, 90, 0)}
+    assert bucket.models == {bytes.fromhex(M1): (3, 90, 0, 0)}
     assert bucket.model_names == {bytes.fromhex(M1): "claude-opus-4-6"}
     assert bucket.active_users == 2
 
@@ -48,8 +48,8 @@ def _counters(bucket: Bucket) -> dict[str, int]:
         for prefix, value in (("us#", sessions), ("ua#", ai), ("ut#", tokens), ("uc#", cost)):
             if value:
                 result[prefix + ident.hex()] = value
-    for ident, (sessions, tokens, cost) in bucket.models.items():
-        for prefix, value in (("ms#", sessions), ("mt#", tokens), ("mc#", cost)):
+    for ident, (sessions, tokens, cost, unpriced) in bucket.models.items():
+        for prefix, value in (("ms#", sessions), ("mt#", tokens), ("mc#", cost), ("mu#", unpriced)):
             if value:
                 result[prefix + ident.hex()] = value
     return result
@@ -59,7 +59,7 @@ def _header(gaps: int = 0, models: int = 0, names: int = 0, users: int = 0, magi
     return struct.pack("<4sHHII", magic, gaps, models, names, users)
 
 
-_SCALARS = struct.pack("<9q", *range(9))
+_SCALARS = struct.pack("<10q", *range(10))
 
 
 @pytest.mark.parametrize(
@@ -69,11 +69,12 @@ _SCALARS = struct.pack("<9q", *range(9))
         b"not zlib at all",
         zlib.compress(b"TMR2"),
         zlib.compress(_header(magic=b"TMR1") + _SCALARS),
+        zlib.compress(_header(magic=b"TMR2") + _SCALARS),  # the older layout has one scalar fewer
         zlib.compress(_header() + _SCALARS + b"extra"),
         zlib.compress(_header(users=1) + _SCALARS + b"12345"),
         zlib.compress(_header(gaps=2) + _SCALARS + struct.pack("<Hq", 1, 5)),
-        zlib.compress(_header(models=1, names=3) + _SCALARS + struct.pack("<8sqqq", b"m" * 8, 1, 2, 3) + b"[1"),
-        zlib.compress(_header(models=1, names=2) + _SCALARS + struct.pack("<8sqqq", b"m" * 8, 1, 2, 3) + b"[]"),
+        zlib.compress(_header(models=1, names=3) + _SCALARS + struct.pack("<8sqqqq", b"m" * 8, 1, 2, 3, 0) + b"[1"),
+        zlib.compress(_header(models=1, names=2) + _SCALARS + struct.pack("<8sqqqq", b"m" * 8, 1, 2, 3, 0) + b"[]"),
         zlib.compress(_header(models=0, names=2) + _SCALARS + b"{}"),
     ],
 )
@@ -92,3 +93,19 @@ def test_unknown_counter_names_and_bad_hashes_are_refused() -> None:
 def test_counters_beyond_64_bits_are_refused_not_wrapped() -> None:
     with pytest.raises(ValueError, match="64-bit"):
         Bucket().apply(BucketDelta({"tokens": 2**63})).encode()
+
+
+def test_a_bucket_in_the_previous_layout_still_reads() -> None:
+    # TMR2: eight scalars and the active users, model records without the unpriced count
+    body = (
+        _header(models=1, names=6, users=1, magic=b"TMR2")
+        + struct.pack("<9q", 4, 100, 60, 40, 2000, 7, 30, 1, 2)
+        + struct.pack("<8sqqq", b"m" * 8, 4, 100, 2000)
+        + b'["m1"]'
+        + struct.pack("<8sqqqq", b"u" * 8, 4, 7, 100, 2000)
+    )
+    bucket = Bucket.decode(zlib.compress(body))
+    assert bucket.num("sessions") == 4 and bucket.num("prs") == 1 and bucket.num("unpriced_sessions") == 0
+    assert bucket.active_users == 2
+    assert bucket.models == {b"m" * 8: (4, 100, 2000, 0)} and bucket.model_names == {b"m" * 8: "m1"}
+    assert list(bucket.user_records()) == [(b"u" * 8, 4, 7, 100, 2000)]

@@ -67,7 +67,7 @@ def test_bucket_drops_users_and_models_that_no_longer_count() -> None:
     added.strings.update({f"mn#{m1}": "gpt"})
     bucket = Bucket.decode(Bucket().apply(added).encode())
     assert list(bucket.user_records()) == [(bytes.fromhex(u1), 1, 0, 7, 0)]
-    assert (bucket.models, bucket.model_names) == ({bytes.fromhex(m1): (1, 0, 0)}, {bytes.fromhex(m1): "gpt"})
+    assert (bucket.models, bucket.model_names) == ({bytes.fromhex(m1): (1, 0, 0, 0)}, {bytes.fromhex(m1): "gpt"})
     assert bucket.active_users == 1
     removed = BucketDelta({"sessions": -1, f"us#{u1}": -1, f"ut#{u1}": -7, f"ms#{m1}": -1})
     empty = Bucket.decode(bucket.apply(removed).encode())
@@ -82,3 +82,27 @@ def test_user_names_are_remembered_once_per_org_and_read_only_for_top_users() ->
     writer.record_session(facts, facts.__class__(**{**facts.__dict__, "total_tokens": 9}))  # re-push: no new name
     assert list(store.names.values()) == [("ana", "user")]
     assert query_dashboard(store, "acme", "24h", now=NOW)["top_users"][0]["user"] == "ana"
+
+
+def test_unpriced_models_are_counted_not_priced_at_zero() -> None:
+    from tracemark_common.rollups import ModelUsage
+
+    store = InMemoryRollupStore()
+    writer = RollupWriter(store)
+    known = ModelUsage(total_tokens=10, cost_usd=0.25)
+    writer.record_session(None, _facts())  # no models
+    priced = SessionFacts(org="acme", project="web", session_id="p", user="bo", user_kind="user", at=NOW,
+                          models={"claude-opus-4-6": known}, total_tokens=10, cost_usd=0.25)  # fmt: skip
+    mixed = SessionFacts(org="acme", project="web", session_id="m", user="bo", user_kind="user", at=NOW,
+                         models={"claude-opus-4-6": known, "composer-2": ModelUsage(total_tokens=5, priced=False)},
+                         total_tokens=15, cost_usd=0.25, unpriced=True)  # fmt: skip
+    writer.record_session(None, priced)
+    writer.record_session(None, mixed)
+    result = query_dashboard(store, "acme", "24h", now=NOW)
+    cost = result["cards"]["total_cost_usd"]
+    assert (cost["value"], cost["unpriced_sessions"], cost["previous_unpriced_sessions"]) == (0.5, 1, 0)
+    rows = {row["model"]: row for row in result["model_breakdown"]}
+    assert (rows["composer-2"]["cost_usd"], rows["composer-2"]["unpriced_sessions"]) == (None, 1)
+    assert (rows["claude-opus-4-6"]["cost_usd"], rows["claude-opus-4-6"]["unpriced_sessions"]) == (0.5, 0)
+    writer.record_session(mixed, None)  # deleting takes the unpriced count back
+    assert query_dashboard(store, "acme", "24h", now=NOW)["cards"]["total_cost_usd"]["unpriced_sessions"] == 0

@@ -26,6 +26,7 @@ from tracemark_common.rollups.deltas import (
     MODEL_NAME,
     MODEL_SESSIONS,
     MODEL_TOKENS,
+    MODEL_UNPRICED,
     SCALARS,
     USER_AI,
     USER_COST,
@@ -34,16 +35,22 @@ from tracemark_common.rollups.deltas import (
     BucketDelta,
 )
 
-MAGIC = b"TMR2"
+MAGIC = b"TMR3"
+_OLD_MAGIC = b"TMR2"  # before `unpriced_sessions`: one scalar and one model field fewer
 # magic, number of g#<d> terms, of models, length of the models' names (JSON), number of users
 _HEADER = struct.Struct("<4sHHII")
-SCALAR_ORDER = ("sessions", "tokens", "input_tokens", "output_tokens", "cost_micro_usd", "ai_lines", "lines", "prs")
+SCALAR_ORDER = (
+    "sessions", "tokens", "input_tokens", "output_tokens", "cost_micro_usd", "ai_lines", "lines", "prs",
+    "unpriced_sessions",
+)  # fmt: skip
 _SCALARS = struct.Struct("<" + "q" * (len(SCALAR_ORDER) + 1))  # the scalars, then the active users
+_OLD_SCALARS = struct.Struct("<" + "q" * len(SCALAR_ORDER))
 _GAP = struct.Struct("<Hq")  # d, term
 USER_RECORD = struct.Struct("<8sqqqq")  # user hash, sessions, AI lines, tokens, cost (micro-USD)
-MODEL_RECORD = struct.Struct("<8sqqq")  # model hash, sessions, tokens, cost (micro-USD)
+MODEL_RECORD = struct.Struct("<8sqqqq")  # model hash, sessions, tokens, cost (micro-USD), unpriced sessions
+_OLD_MODEL_RECORD = struct.Struct("<8sqqq")
 _USER_FIELDS = {USER_SESSIONS: 0, USER_AI: 1, USER_TOKENS: 2, USER_COST: 3}
-_MODEL_FIELDS = {MODEL_SESSIONS: 0, MODEL_TOKENS: 1, MODEL_COST: 2}
+_MODEL_FIELDS = {MODEL_SESSIONS: 0, MODEL_TOKENS: 1, MODEL_COST: 2, MODEL_UNPRICED: 3}
 _INT64 = (-(2**63), 2**63 - 1)
 assert set(SCALAR_ORDER) == SCALARS
 
@@ -76,7 +83,7 @@ class Bucket:
     scalars: dict[str, int] = field(default_factory=dict)
     gaps: dict[int, int] = field(default_factory=dict)
     active_users: int = 0
-    models: dict[bytes, tuple[int, int, int]] = field(default_factory=dict)
+    models: dict[bytes, tuple[int, int, int, int]] = field(default_factory=dict)  # sessions, tokens, cost, unpriced
     model_names: dict[bytes, str] = field(default_factory=dict)
     _user_bytes: bytes = b""
 
@@ -108,7 +115,7 @@ class Bucket:
             if prefix in _USER_FIELDS:
                 users.setdefault(_hash(ident), [0, 0, 0, 0])[_USER_FIELDS[prefix]] += value
             elif prefix in _MODEL_FIELDS:
-                models.setdefault(_hash(ident), [0, 0, 0])[_MODEL_FIELDS[prefix]] += value
+                models.setdefault(_hash(ident), [0, 0, 0, 0])[_MODEL_FIELDS[prefix]] += value
             elif name.startswith(GAP) and name[len(GAP) :].isdigit():
                 d = int(name[len(GAP) :])
                 gaps[d] = gaps.get(d, 0) + value
@@ -126,7 +133,7 @@ class Bucket:
             scalars={k: _checked(v) for k, v in scalars.items() if v},
             gaps={d: _checked(v) for d, v in gaps.items() if v},
             active_users=sum(1 for _, rec in ordered if rec[0] > 0),
-            models={h: (_checked(r[0]), _checked(r[1]), _checked(r[2])) for h, r in models.items()},
+            models={h: (_checked(r[0]), _checked(r[1]), _checked(r[2]), _checked(r[3])) for h, r in models.items()},
             model_names={h: n for h, n in model_names.items() if h in models},
             _user_bytes=b"".join(USER_RECORD.pack(h, *(_checked(v) for v in rec)) for h, rec in ordered),
         )
@@ -165,17 +172,21 @@ class Bucket:
     def from_bytes(cls, body: bytes) -> Bucket:
         try:
             magic, n_gaps, n_models, names_len, n_users = _HEADER.unpack_from(body)
-            if magic != MAGIC:
+            if magic not in (MAGIC, _OLD_MAGIC):
                 raise CorruptBucket("not a Tracemark rollup bucket")
+            old = magic == _OLD_MAGIC
+            scalars_struct, model_struct = (_OLD_SCALARS, _OLD_MODEL_RECORD) if old else (_SCALARS, MODEL_RECORD)
             offset = _HEADER.size
-            sizes = (_SCALARS.size, n_gaps * _GAP.size, n_models * MODEL_RECORD.size, names_len)
+            sizes = (scalars_struct.size, n_gaps * _GAP.size, n_models * model_struct.size, names_len)
             if offset + sum(sizes) + n_users * USER_RECORD.size != len(body):
                 raise CorruptBucket("rollup bucket has the wrong length")
-            *values, active = _SCALARS.unpack_from(body, offset)
+            *values, active = scalars_struct.unpack_from(body, offset)
+            if old:
+                values.append(0)
             offset += sizes[0]
             gaps = dict(_GAP.iter_unpack(body[offset : offset + sizes[1]]))
             offset += sizes[1]
-            records = list(MODEL_RECORD.iter_unpack(body[offset : offset + sizes[2]]))
+            records = [(*r, 0)[:5] for r in model_struct.iter_unpack(body[offset : offset + sizes[2]])]
             offset += sizes[2]
             names = json.loads(body[offset : offset + names_len]) if names_len else []
             offset += names_len
@@ -185,7 +196,7 @@ class Bucket:
                 scalars={name: v for name, v in zip(SCALAR_ORDER, values, strict=True) if v},
                 gaps=gaps,
                 active_users=active,
-                models={r[0]: (r[1], r[2], r[3]) for r in records},
+                models={r[0]: (r[1], r[2], r[3], r[4]) for r in records},
                 model_names={r[0]: str(n) for r, n in zip(records, names, strict=True)},
                 _user_bytes=body[offset:],
             )

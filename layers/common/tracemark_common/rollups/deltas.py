@@ -41,12 +41,14 @@ COST = "cost_micro_usd"  # integer micro-dollars: sums are exact and order-indep
 AI_LINES = "ai_lines"
 LINES = "lines"  # all lines of the distinct commits in this bucket
 PRS = "prs"
+UNPRICED = "unpriced_sessions"  # sessions that used a model with no price
 GAP = "g#"  # GAP + str(d): commit de-duplication terms (see the module docstring)
 USER_SESSIONS, USER_AI, USER_TOKENS, USER_COST = "us#", "ua#", "ut#", "uc#"
 MODEL_SESSIONS, MODEL_TOKENS, MODEL_COST, MODEL_NAME = "ms#", "mt#", "mc#", "mn#"
+MODEL_UNPRICED = "mu#"  # sessions in which the model had no price
 
 
-SCALARS = frozenset({SESSIONS, TOKENS, INPUT_TOKENS, OUTPUT_TOKENS, COST, AI_LINES, LINES, PRS})
+SCALARS = frozenset({SESSIONS, TOKENS, INPUT_TOKENS, OUTPUT_TOKENS, COST, AI_LINES, LINES, PRS, UNPRICED})
 
 
 def micro_usd(cost: float) -> int:
@@ -97,6 +99,7 @@ def session_contribution(facts: SessionFacts) -> tuple[dict[str, int], dict[str,
         OUTPUT_TOKENS: facts.output_tokens,
         COST: cost,
         AI_LINES: ai_lines,
+        UNPRICED: 1 if facts.unpriced else 0,
         USER_SESSIONS + user: 1,
         USER_AI + user: ai_lines,
         USER_TOKENS + user: facts.total_tokens,
@@ -108,6 +111,8 @@ def session_contribution(facts: SessionFacts) -> tuple[dict[str, int], dict[str,
         counters[MODEL_SESSIONS + name] = counters.get(MODEL_SESSIONS + name, 0) + 1
         counters[MODEL_TOKENS + name] = counters.get(MODEL_TOKENS + name, 0) + usage.total_tokens
         counters[MODEL_COST + name] = counters.get(MODEL_COST + name, 0) + micro_usd(usage.cost_usd)
+        if not usage.priced:
+            counters[MODEL_UNPRICED + name] = counters.get(MODEL_UNPRICED + name, 0) + 1
         strings[MODEL_NAME + name] = model
     return {k: v for k, v in counters.items() if v}, strings
 

@@ -17,6 +17,7 @@ class ModelUsage:
     output_tokens: int = 0
     total_tokens: int = 0  # input + output, as in Chainloop
     cost_usd: float = 0.0
+    priced: bool = True  # False: the model is not in the price table (its cost is unknown, not $0)
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,8 @@ class SessionFacts:
     total_tokens: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
-    cost_usd: float = 0.0
+    cost_usd: float = 0.0  # of the priced models
+    unpriced: bool = False  # a model the session used has no price: `cost_usd` is a lower bound
     commits: dict[str, CommitLines] = field(default_factory=dict)  # sha -> lines
 
     @property

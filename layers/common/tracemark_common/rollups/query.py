@@ -31,6 +31,7 @@ from tracemark_common.rollups.deltas import (
     PRS,
     SESSIONS,
     TOKENS,
+    UNPRICED,
 )
 from tracemark_common.rollups.store import RollupStore
 
@@ -49,7 +50,8 @@ class _Period:
     lines: int = 0
     prs: int = 0
     users: dict[bytes, list[int]] = field(default_factory=dict)  # hash -> [sessions, AI lines, tokens, cost]
-    models: dict[bytes, list[int]] = field(default_factory=dict)  # hash -> [sessions, tokens, cost]
+    unpriced: int = 0
+    models: dict[bytes, list[int]] = field(default_factory=dict)  # hash -> [sessions, tokens, cost, unpriced]
     names: dict[bytes, tuple[str, str]] = field(default_factory=dict)  # model hash -> (name, "")
 
     @property
@@ -75,6 +77,7 @@ def _aggregate(buckets: Mapping[int, Bucket], indices: range) -> _Period:
         period.cost += bucket.num(COST)
         period.ai_lines += bucket.num(AI_LINES)
         period.prs += bucket.num(PRS)
+        period.unpriced += bucket.num(UNPRICED)
         # Each commit once: the g#<d> terms reaching back inside the period (see rollups.deltas).
         reach = index - indices.start
         period.lines += bucket.num(LINES) + sum(v for d, v in bucket.gaps.items() if d <= reach)
@@ -87,15 +90,16 @@ def _aggregate(buckets: Mapping[int, Bucket], indices: range) -> _Period:
                 row[1] += ai_lines
                 row[2] += tokens
                 row[3] += cost
-        for ident, (sessions, tokens, cost) in bucket.models.items():
+        for ident, (sessions, tokens, cost, unpriced) in bucket.models.items():
             total = period.models.get(ident)
             if total is None:
-                period.models[ident] = [sessions, tokens, cost]
+                period.models[ident] = [sessions, tokens, cost, unpriced]
                 period.names[ident] = (bucket.model_names.get(ident, ident.hex()), "")
             else:
                 total[0] += sessions
                 total[1] += tokens
                 total[2] += cost
+                total[3] += unpriced
     return period
 
 
@@ -152,13 +156,15 @@ def _models(current: _Period, previous: _Period) -> list[dict[str, Any]]:
     rows.sort(key=lambda t: (-t[2][0], -t[2][1], t[0]))
     result = []
     for name, ident, row in rows:
-        before = previous.models.get(ident, [0, 0, 0])
+        before = previous.models.get(ident, [0, 0, 0, 0])
         result.append(
             {
                 "model": name,
                 "sessions": row[0],
                 "tokens": row[1],
-                "cost_usd": _usd(row[2]),
+                # null when the model had no price in any of its sessions (unknown, not $0)
+                "cost_usd": None if row[3] >= row[0] else _usd(row[2]),
+                "unpriced_sessions": row[3],
                 "previous_sessions": before[0],
                 "previous_tokens": before[1],
             }
@@ -210,13 +216,16 @@ def query_dashboard(
     ai_code.update(
         ai_lines=cur.ai_lines, all_lines=cur.lines, previous_ai_lines=prev.ai_lines, previous_all_lines=prev.lines
     )
+    cost = card(_usd(cur.cost), _usd(prev.cost), 6)
+    # the sum covers priced models only: say how many sessions it leaves out (never a silent $0)
+    cost.update(unpriced_sessions=cur.unpriced, previous_unpriced_sessions=prev.unpriced)
     g = spec.granularity
     cards = {
         "total_sessions": card(cur.sessions, prev.sessions),
         "active_users": card(cur.active_users, prev.active_users),
         "ai_assisted_prs": card(cur.prs, prev.prs),
         "ai_authored_code": ai_code,
-        "total_cost_usd": card(_usd(cur.cost), _usd(prev.cost), 6),
+        "total_cost_usd": cost,
         "total_tokens": card(cur.tokens, prev.tokens),
     }
     return {
