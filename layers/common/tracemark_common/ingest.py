@@ -77,6 +77,8 @@ class PolicyEvaluator(Protocol):
 class RollupWriterLike(Protocol):
     def record_session(self, before: SessionFacts | None, after: SessionFacts | None) -> None: ...
 
+    def complete_pending(self, org: str) -> int: ...
+
 
 @dataclass(frozen=True)
 class IngestResult:
@@ -815,7 +817,7 @@ def ingest_attestation(
     digest = dsse.envelope_digest(value)
     stored = store.get_attestation(org, digest)
     if stored is not None:
-        return IngestResult(200, stored.result)
+        return _replay(store, org, stored, rollup_writer)
     parsed = parse_attestation(org, value, verified)
     project = store.get_project(org, parsed.project)
     if project is None:
@@ -881,7 +883,7 @@ def ingest_attestation(
             _delete_quietly(blobs, current.evidence_key)
         before = session_facts(current) if current is not None else None
         record.version = 0 if current is None else current.version + 1
-        _record_rollups(rollup_writer, before, session_facts(record))
+        _record_rollups(rollup_writer, before, session_facts(record), sweep=True)
         if after_commit is not None:
             try:
                 after_commit(org, record.id, digest)
@@ -935,12 +937,37 @@ def _session_score(record: SessionRecord, evidence: dict[str, Any]) -> dict[str,
         return record.score
 
 
-def _record_rollups(writer: RollupWriterLike, before: SessionFacts | None, after: SessionFacts | None) -> None:
+def _record_rollups(
+    writer: RollupWriterLike, before: SessionFacts | None, after: SessionFacts | None, *, sweep: bool = False
+) -> None:
+    facts = after or before
     try:
         writer.record_session(before, after)
     except Exception:  # the session is stored; a rollup failure must not turn it into a retry
-        facts = after or before
         logger.exception("rollup update failed", extra={"session": facts.session_id if facts else None})
+    if sweep and facts is not None:
+        _sweep_rollups(writer, facts.org)
+
+
+def _replay(store: AppStore, org: str, stored: AttestationRecord, writer: RollupWriterLike) -> IngestResult:
+    """A retried push: the stored answer. If the first push died after storing the session, its
+    rollups catch up here (the session's rollup ledger makes this a no-op when they are complete)."""
+    for session_id in stored.session_ids:
+        record = store.get_session(org, session_id)
+        if record is not None:
+            _record_rollups(writer, None, session_facts(record))
+    return IngestResult(200, stored.result)
+
+
+def _sweep_rollups(writer: RollupWriterLike, org: str) -> None:
+    """Complete the organisation's rollup updates that died part-way (rollups.ledger)."""
+    try:
+        completed = writer.complete_pending(org)
+    except Exception:
+        logger.exception("completing pending rollup updates failed", extra={"org": org})
+        return
+    if completed:
+        logger.warning("completed interrupted rollup updates", extra={"org": org, "count": completed})
 
 
 def erase_session(

@@ -39,13 +39,22 @@ def db() -> Iterator[Db]:
     table = f"rollups-{uuid.uuid4().hex[:12]}"
     with moto.mock_aws():
         client = boto3.client("dynamodb", region_name="us-east-1")
-        # The application table's key schema from template.yaml (pk/sk; GSIs are not used here)
+        # The application table's key schema from template.yaml (pk/sk, and gsi2)
         client.create_table(
             TableName=table,
             KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
             AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
+                {"AttributeName": name, "AttributeType": "S"} for name in ("pk", "sk", "gsi2pk", "gsi2sk")
+            ],
+            GlobalSecondaryIndexes=[  # gsi2 of template.yaml: the sweep finds pending rollup ledgers there
+                {
+                    "IndexName": "gsi2",
+                    "KeySchema": [
+                        {"AttributeName": "gsi2pk", "KeyType": "HASH"},
+                        {"AttributeName": "gsi2sk", "KeyType": "RANGE"},
+                    ],
+                    "Projection": {"ProjectionType": "ALL"},
+                }
             ],
             BillingMode="PAY_PER_REQUEST",
         )
@@ -256,3 +265,58 @@ def test_a_damaged_bucket_is_a_clear_503_not_a_crash(db: Db) -> None:
     with pytest.raises(Unavailable) as info:
         query_dashboard(DynamoRollupStore(db.table, db.client), "dmg", "7d", None, ref.NOW)
     assert info.value.code == "rollup_unavailable"
+
+
+class DyingStore(DynamoRollupStore):
+    """The real adapter on moto, killed at its `crash_at`-th conditional write."""
+
+    crash_at: int | None = None
+    writes = 0
+
+    def _conditional(self, operation: str, **kwargs: Any) -> bool:
+        self.writes += 1
+        if self.crash_at is not None and self.writes == self.crash_at:
+            raise RuntimeError(f"killed at write {self.writes}")
+        return super()._conditional(operation, **kwargs)
+
+
+def test_an_update_killed_at_any_write_is_repaired_exactly_on_moto(db: Db) -> None:
+    from datetime import timedelta
+
+    def session(**changes: Any) -> SessionFacts:
+        base = SessionFacts(
+            org="", project="web", session_id="s1", user="ana", user_kind="user", at=ref.NOW,
+            total_tokens=10, commits={"c" * 40: CommitLines(30, 10, 12, 0)},
+        )  # fmt: skip
+        return SessionFacts(**{**base.__dict__, **changes})
+
+    moved = {"at": ref.NOW - timedelta(days=2, hours=3), "project": "api", "total_tokens": 4}
+    expected = None
+    crash = 0
+    while True:
+        crash += 1
+        org = f"kill{crash}"
+        store = DyingStore(db.table, db.client)
+        writer = RollupWriter(store, sleep=lambda _s: None)
+        writer.record_session(None, session(org=org))
+        writer.record_session(None, session(org=org, session_id="s0", user="bo"))
+        store.crash_at = store.writes + crash
+        try:
+            writer.record_session(session(org=org), session(org=org, **moved))
+            finished = True
+        except RuntimeError:
+            finished = False
+            if crash % 2:  # half the time the client retries, half the time the sweep repairs it
+                writer.record_session(session(org=org), session(org=org, **moved))
+            else:
+                assert writer.complete_pending(org, older_than_seconds=0) == 1
+        numbers = [
+            query_dashboard(DynamoRollupStore(db.table, db.client), org, r, p, ref.NOW)["cards"]
+            for r in ("24h", "7d") for p in (None, "web", "api")
+        ]  # fmt: skip
+        if expected is None:
+            expected = numbers
+        assert numbers == expected, f"killed at write {crash}"
+        if finished:
+            break
+    assert crash > 6

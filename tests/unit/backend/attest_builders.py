@@ -187,12 +187,24 @@ class FakePolicies:
 
 
 class RecordingRollups:
-    """Records every (before, after) the rollup writer receives."""
+    """Records every (before, after) the rollup writer receives that changes what it counts (as
+    the real writer's ledger does, a call with the facts already counted is a no-op)."""
 
     def __init__(self) -> None:
         self.calls: list[tuple[Any, Any]] = []
+        self.applied: dict[str, Any] = {}
+        self.sweeps: list[str] = []
         self._lock = threading.Lock()
 
     def record_session(self, before: Any, after: Any) -> None:
+        facts = after or before
         with self._lock:
+            if facts is None or (facts.session_id in self.applied and self.applied[facts.session_id] == after):
+                return
+            self.applied[facts.session_id] = copy.deepcopy(after)
             self.calls.append((copy.deepcopy(before), copy.deepcopy(after)))
+
+    def complete_pending(self, org: str) -> int:
+        with self._lock:
+            self.sweeps.append(org)
+        return 0

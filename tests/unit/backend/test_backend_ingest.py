@@ -140,6 +140,29 @@ def test_the_same_envelope_again_is_200_with_the_stored_result_and_counted_once(
     assert len(world.store.attestations) == 1
 
 
+def test_a_push_whose_rollup_update_died_is_counted_when_the_client_retries(world: World) -> None:
+    # Given a push stored whose rollup update died (the Lambda was killed after the transaction)
+    calls: list[Any] = []
+
+    def dying(before: Any, after: Any) -> None:
+        calls.append(after)
+        if len(calls) == 1:
+            raise RuntimeError("killed")
+        RecordingRollups.record_session(world.rollups, before, after)
+
+    world.rollups.record_session = dying  # type: ignore[method-assign]
+    envelope = world.envelope()
+    assert world.push(envelope).status == 201
+    assert world.rollups.calls == []
+    # When the client retries the same envelope (its first answer never arrived)
+    assert world.push(envelope).status == 200
+    # Then the rollups count the stored session, once; a further retry changes nothing
+    [(_, after)] = world.rollups.calls
+    assert after.session_id == world.store.get_session("acme", after.session_id).id
+    assert world.push(envelope).status == 200 and len(world.rollups.calls) == 1
+    assert world.rollups.sweeps == ["acme"]
+
+
 def test_twenty_identical_pushes_racing_store_and_count_once(world: World) -> None:
     envelope = json.dumps(world.envelope()).encode()
     with ThreadPoolExecutor(max_workers=20) as pool:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import pytest
 from rollup_reference import NOW
 
@@ -24,8 +26,8 @@ class RacingStore(InMemoryRollupStore):
         self.lost[key] = self.lost.get(key, 0) + 1
         return self.lost[key] <= self.losses
 
-    def put_bucket(self, key: Key, bucket: Bucket, version: int) -> bool:
-        return False if self._lose(key) else super().put_bucket(key, bucket, version)
+    def put_bucket(self, key: Key, bucket: Bucket, version: int, ops: Mapping[str, int]) -> bool:
+        return False if self._lose(key) else super().put_bucket(key, bucket, version, ops)
 
     def put_commit(self, key: Key, state: CommitState) -> bool:
         return False if self._lose(key) else super().put_commit(key, state)

@@ -153,9 +153,15 @@ class CommitState:
     lines: int = 0
     hours: Mapping[str, int] = field(default_factory=dict)
     days: Mapping[str, int] = field(default_factory=dict)
+    # operation id -> (when, the state just before it): lets a repeated operation (a crashed
+    # update being completed) produce exactly the bucket deltas it produced the first time
+    ops: Mapping[str, tuple[int, CommitState]] = field(default_factory=dict)
 
     def counts(self, granularity: Granularity) -> Mapping[str, int]:
         return self.hours if granularity == "H" else self.days
+
+    def snapshot(self) -> CommitState:
+        return CommitState(lines=self.lines, hours=dict(self.hours), days=dict(self.days))
 
 
 @dataclass(frozen=True)
@@ -218,7 +224,7 @@ def apply_move(state: CommitState, move: CommitMove) -> CommitState:
     hours = _moved(state.hours, remove.get("H"), add.get("H"))
     days = _moved(state.days, remove.get("D"), add.get("D"))
     lines = state.lines if move.lines is None else move.lines
-    return CommitState(version=state.version, lines=lines, hours=hours, days=days)
+    return CommitState(version=state.version, lines=lines, hours=hours, days=days, ops=state.ops)
 
 
 def commit_contribution(scope: str, state: CommitState) -> Deltas:

@@ -20,11 +20,13 @@ bucket counts.
 
 from __future__ import annotations
 
+import json
 import struct
 import threading
 import time
 import zlib
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
@@ -35,12 +37,14 @@ from tracemark_common.errors import Unavailable
 from tracemark_common.rollups.bucket import Bucket, CorruptBucket
 from tracemark_common.rollups.buckets import Key, scope_id
 from tracemark_common.rollups.deltas import CommitState
+from tracemark_common.rollups.ledger import Ledger, Pending, facts_from_json, facts_to_json, prune_ops
 from tracemark_common.rollups.store import RollupStore
 
 BATCH_GET_MAX = 100
 MAX_UNPROCESSED_ROUNDS = 8
 BLOB = "b"
 VERSION = "v"
+OPS = "o"  # operation id (hour-prefixed in a pack) -> epoch seconds: see rollups.ledger
 HOUR_PREFIX = "H#"
 PACK_PREFIX = "HP#"
 _HOUR_ENTRY = struct.Struct("<BI")  # hour of day, length of that hour's Bucket bytes
@@ -115,24 +119,26 @@ class DynamoRollupStore:
         # The hour packs read by get_bucket, by version, so put_bucket can rewrite the other
         # hours of the pack without reading it again. A version names exactly one content, so
         # an entry another thread cached is as good as our own.
-        self._packs: dict[Key, tuple[int, dict[int, bytes]]] = {}
+        self._packs: dict[Key, tuple[int, dict[int, bytes], dict[str, int]]] = {}
         self._packs_lock = threading.Lock()
 
     # ---- buckets ----------------------------------------------------------------------------
 
-    def get_bucket(self, key: Key) -> tuple[int, Bucket]:
+    def get_bucket(self, key: Key) -> tuple[int, Bucket, dict[str, int]]:
         packed = _pack_of(key)
         if packed is None:
-            version, blob = self._read(key)
-            return version, _bucket(blob)
+            version, blob, ops = self._read(key)
+            return version, _bucket(blob), ops
         pack_key, hour = packed
-        version, hours = self._read_pack(pack_key)
-        return version, _bucket(hours.get(hour), raw=True)
+        version, hours, ops = self._read_pack(pack_key)
+        prefix = f"{hour:02d}:"
+        mine = {op[len(prefix) :]: at for op, at in ops.items() if op.startswith(prefix)}
+        return version, _bucket(hours.get(hour), raw=True), mine
 
-    def put_bucket(self, key: Key, bucket: Bucket, version: int) -> bool:
+    def put_bucket(self, key: Key, bucket: Bucket, version: int, ops: Mapping[str, int]) -> bool:
         packed = _pack_of(key)
         if packed is None:
-            return self._write(key, bucket.encode(), version)
+            return self._write(key, bucket.encode(), version, ops)
         pack_key, hour = packed
         with self._packs_lock:
             cached = self._packs.get(pack_key)
@@ -145,9 +151,13 @@ class DynamoRollupStore:
             hours.pop(hour, None)
         else:
             hours[hour] = bucket.to_bytes()
-        if not self._write(pack_key, encode_pack(hours), version):
+        prefix = f"{hour:02d}:"
+        newest = max(ops.values(), default=0)
+        others = {op: at for op, at in cached[2].items() if not op.startswith(prefix)}
+        pack_ops = {**prune_ops(others, newest), **{prefix + op: at for op, at in ops.items()}}
+        if not self._write(pack_key, encode_pack(hours), version, pack_ops):
             return False
-        self._remember(pack_key, version + 1, hours)
+        self._remember(pack_key, version + 1, hours, pack_ops)
         return True
 
     def get_many(self, keys: Sequence[Key]) -> dict[Key, Bucket]:
@@ -176,38 +186,44 @@ class DynamoRollupStore:
                 found[key] = _bucket(hour_blob, raw=True)
         return found
 
-    def _read(self, key: Key) -> tuple[int, bytes | None]:
+    def _read(self, key: Key) -> tuple[int, bytes | None, dict[str, int]]:
         response = self._call(
             "get_item",
             TableName=self.table_name,
             Key=_key(key),
             ConsistentRead=True,
-            ProjectionExpression="#v, #b",
-            ExpressionAttributeNames={"#v": VERSION, "#b": BLOB},
+            ProjectionExpression="#v, #b, #o",
+            ExpressionAttributeNames={"#v": VERSION, "#b": BLOB, "#o": OPS},
         )
         item = response.get("Item") or {}
         version = int(item[VERSION]["N"]) if VERSION in item else 0
-        return version, item[BLOB]["B"] if BLOB in item else None
+        ops = {op: int(at["N"]) for op, at in item.get(OPS, {}).get("M", {}).items()}
+        return version, item[BLOB]["B"] if BLOB in item else None, ops
 
-    def _read_pack(self, pack_key: Key) -> tuple[int, dict[int, bytes]]:
-        version, blob = self._read(pack_key)
+    def _read_pack(self, pack_key: Key) -> tuple[int, dict[int, bytes], dict[str, int]]:
+        version, blob, ops = self._read(pack_key)
         try:
             hours = decode_pack(blob or b"")
         except CorruptBucket as exc:
             raise Unavailable(f"dashboard rollups: {exc}", code="rollup_unavailable") from exc
-        self._remember(pack_key, version, hours)
-        return version, hours
+        self._remember(pack_key, version, hours, ops)
+        return version, hours, ops
 
-    def _remember(self, pack_key: Key, version: int, hours: dict[int, bytes]) -> None:
+    def _remember(self, pack_key: Key, version: int, hours: dict[int, bytes], ops: dict[str, int]) -> None:
         with self._packs_lock:
             if len(self._packs) >= _PACK_CACHE_MAX:
                 self._packs.clear()
             current = self._packs.get(pack_key)
             if current is None or current[0] <= version:
-                self._packs[pack_key] = (version, hours)
+                self._packs[pack_key] = (version, hours, ops)
 
-    def _write(self, key: Key, blob: bytes, version: int) -> bool:
-        values: dict[str, Any] = {":entity": {"S": "rollup"}, ":next": {"N": str(version + 1)}, ":b": {"B": blob}}
+    def _write(self, key: Key, blob: bytes, version: int, ops: Mapping[str, int]) -> bool:
+        values: dict[str, Any] = {
+            ":entity": {"S": "rollup"},
+            ":next": {"N": str(version + 1)},
+            ":b": {"B": blob},
+            ":o": {"M": {op: {"N": str(at)} for op, at in ops.items()}},
+        }
         if version:
             condition = "#v = :current"
             values[":current"] = {"N": str(version)}
@@ -217,9 +233,9 @@ class DynamoRollupStore:
             "update_item",
             TableName=self.table_name,
             Key=_key(key),
-            UpdateExpression="SET #entity = :entity, #v = :next, #b = :b",
+            UpdateExpression="SET #entity = :entity, #v = :next, #b = :b, #o = :o",
             ConditionExpression=condition,
-            ExpressionAttributeNames={"#entity": "entity", "#v": VERSION, "#b": BLOB},
+            ExpressionAttributeNames={"#entity": "entity", "#v": VERSION, "#b": BLOB, "#o": OPS},
             ExpressionAttributeValues=values,
         )
 
@@ -245,6 +261,66 @@ class DynamoRollupStore:
             if request:
                 raise Unavailable("dashboard rollups: storage is throttling reads; retry", code="rollup_unavailable")
         return found
+
+    # ---- session ledgers ---------------------------------------------------------------------
+
+    def get_ledger(self, key: Key) -> Ledger:
+        response = self._call("get_item", TableName=self.table_name, Key=_key(key), ConsistentRead=True)
+        item = response.get("Item")
+        if not item:
+            return Ledger()
+        pending = None
+        if "pending" in item:
+            raw = json.loads(item["pending"]["S"])
+            pending = Pending(
+                op=raw["op"],
+                before=facts_from_json(raw["before"]),
+                after=facts_from_json(raw["after"]),
+                started=datetime.fromisoformat(raw["started"]),
+            )
+        return Ledger(version=int(item["v"]["N"]), applied=facts_from_json(item["applied"]["S"]), pending=pending)
+
+    def put_ledger(self, key: Key, ledger: Ledger, version: int) -> bool:
+        item: dict[str, Any] = {
+            **_key(key),
+            "entity": {"S": "rollup_ledger"},
+            "v": {"N": str(version + 1)},
+            "applied": {"S": facts_to_json(ledger.applied)},
+        }
+        pending = ledger.pending
+        if pending is not None:
+            facts = pending.after or pending.before
+            raw = {
+                "op": pending.op,
+                "before": facts_to_json(pending.before),
+                "after": facts_to_json(pending.after),
+                "started": pending.started.isoformat(),
+            }
+            item["pending"] = {"S": json.dumps(raw)}
+            if facts is not None:  # the sparse index the sweep reads
+                item["gsi2pk"] = {"S": f"ROLLUPPENDING#{scope_id(facts.org)}"}
+                item["gsi2sk"] = {"S": f"{pending.started.isoformat()}#{facts.session_id}"}
+                item["org"] = {"S": facts.org}
+                item["sid"] = {"S": facts.session_id}
+        if version == 0:
+            condition: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(pk)"}
+        else:
+            condition = {"ConditionExpression": "v = :v", "ExpressionAttributeValues": {":v": {"N": str(version)}}}
+        return self._conditional("put_item", TableName=self.table_name, Item=item, **condition)
+
+    def pending_ledgers(self, org: str, started_before: datetime, limit: int) -> list[tuple[str, str]]:
+        response = self._call(
+            "query",
+            TableName=self.table_name,
+            IndexName="gsi2",
+            KeyConditionExpression="gsi2pk = :p AND gsi2sk < :cut",
+            ExpressionAttributeValues={
+                ":p": {"S": f"ROLLUPPENDING#{scope_id(org)}"},
+                ":cut": {"S": started_before.isoformat()},
+            },
+            Limit=limit,
+        )
+        return [(i["org"]["S"], i["sid"]["S"]) for i in response.get("Items", []) if "org" in i and "sid" in i]
 
     # ---- user names -------------------------------------------------------------------------
 
@@ -292,11 +368,13 @@ class DynamoRollupStore:
         item = response.get("Item")
         if not item:
             return CommitState()
+        ops = json.loads(item["ops"]["S"]) if "ops" in item else {}
         return CommitState(
             version=int(item["v"]["N"]),
             lines=int(item.get("lines", {"N": "0"})["N"]),
             hours=_counts(item.get("h")),
             days=_counts(item.get("d")),
+            ops={op: (at, CommitState(lines=lines, hours=h, days=d)) for op, (at, lines, h, d) in ops.items()},
         )
 
     def put_commit(self, key: Key, state: CommitState) -> bool:
@@ -307,6 +385,7 @@ class DynamoRollupStore:
             "lines": {"N": str(state.lines)},
             "h": {"M": {label: {"N": str(n)} for label, n in state.hours.items()}},
             "d": {"M": {label: {"N": str(n)} for label, n in state.days.items()}},
+            "ops": {"S": json.dumps({op: [at, b.lines, b.hours, b.days] for op, (at, b) in state.ops.items()})},
         }
         if state.version == 0:
             condition: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(pk)"}

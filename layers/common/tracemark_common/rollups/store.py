@@ -5,23 +5,36 @@ The DynamoDB adapter is `tracemark_common.rollups.dynamo.DynamoRollupStore` (ser
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Protocol
 
 from tracemark_common.rollups.bucket import Bucket
 from tracemark_common.rollups.buckets import Key
 from tracemark_common.rollups.deltas import CommitState
+from tracemark_common.rollups.ledger import Ledger
 
 
 class RollupStore(Protocol):
-    def get_bucket(self, key: Key) -> tuple[int, Bucket]:
-        """The bucket and its version (0: not stored yet, with an empty bucket), read
-        consistently."""
+    def get_bucket(self, key: Key) -> tuple[int, Bucket, dict[str, int]]:
+        """The bucket, its version (0: not stored yet, with an empty bucket) and the operations
+        that changed it recently (id -> epoch seconds), read consistently."""
 
-    def put_bucket(self, key: Key, bucket: Bucket, version: int) -> bool:
-        """Store `bucket` with version `version + 1`, only if the stored version is still
-        `version`; False otherwise (nothing written)."""
+    def put_bucket(self, key: Key, bucket: Bucket, version: int, ops: Mapping[str, int]) -> bool:
+        """Store `bucket` and `ops` with version `version + 1`, only if the stored version is
+        still `version`; False otherwise (nothing written)."""
+
+    def get_ledger(self, key: Key) -> Ledger:
+        """A session's rollup ledger, read consistently (`version == 0` when absent)."""
+
+    def put_ledger(self, key: Key, ledger: Ledger, version: int) -> bool:
+        """Store `ledger` with version `version + 1` if the stored version is still `version`."""
+
+    def pending_ledgers(self, org: str, started_before: datetime, limit: int) -> list[tuple[str, str]]:
+        """(org, session id) of ledgers of `org` whose update started before `started_before`
+        and has not finished (eventually consistent is fine)."""
 
     def get_many(self, keys: Sequence[Key]) -> dict[Key, Bucket]:
         """The buckets that exist among `keys` (eventually consistent is fine), in as few
@@ -52,6 +65,8 @@ class InMemoryRollupStore:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.buckets: dict[Key, tuple[int, bytes]] = {}
+        self.bucket_ops: dict[Key, dict[str, int]] = {}
+        self.ledgers: dict[Key, Ledger] = {}
         self.commits: dict[Key, CommitState] = {}
         self.markers: dict[Key, dict[str, str]] = {}
         self.names: dict[tuple[str, bytes], tuple[str, str]] = {}
@@ -63,20 +78,45 @@ class InMemoryRollupStore:
     def __contains__(self, key: object) -> bool:
         return key in self.buckets
 
-    def get_bucket(self, key: Key) -> tuple[int, Bucket]:
+    def get_bucket(self, key: Key) -> tuple[int, Bucket, dict[str, int]]:
         with self._lock:
             self.requests += 1
             version, blob = self.buckets.get(key, (0, b""))
-        return version, Bucket.decode(blob) if blob else Bucket()
+            ops = dict(self.bucket_ops.get(key, {}))
+        return version, Bucket.decode(blob) if blob else Bucket(), ops
 
-    def put_bucket(self, key: Key, bucket: Bucket, version: int) -> bool:
+    def put_bucket(self, key: Key, bucket: Bucket, version: int, ops: Mapping[str, int]) -> bool:
         blob = bucket.encode()
         with self._lock:
             self.requests += 1
             if self.buckets.get(key, (0, b""))[0] != version:
                 return False
             self.buckets[key] = (version + 1, blob)
+            self.bucket_ops[key] = dict(ops)
             return True
+
+    def get_ledger(self, key: Key) -> Ledger:
+        with self._lock:
+            self.requests += 1
+            return self.ledgers.get(key, Ledger())
+
+    def put_ledger(self, key: Key, ledger: Ledger, version: int) -> bool:
+        with self._lock:
+            self.requests += 1
+            if self.ledgers.get(key, Ledger()).version != version:
+                return False
+            self.ledgers[key] = dataclasses.replace(ledger, version=version + 1)
+            return True
+
+    def pending_ledgers(self, org: str, started_before: datetime, limit: int) -> list[tuple[str, str]]:
+        with self._lock:
+            self.requests += 1
+            found = [
+                (ledger.pending.after or ledger.pending.before)
+                for ledger in self.ledgers.values()
+                if ledger.pending is not None and ledger.pending.started < started_before
+            ]
+        return [(f.org, f.session_id) for f in found if f is not None and f.org == org][:limit]
 
     def get_many(self, keys: Sequence[Key]) -> dict[Key, Bucket]:
         with self._lock:
@@ -104,9 +144,7 @@ class InMemoryRollupStore:
             self.requests += 1
             if self.commits.get(key, CommitState()).version != state.version:
                 return False
-            self.commits[key] = CommitState(
-                version=state.version + 1, lines=state.lines, hours=dict(state.hours), days=dict(state.days)
-            )
+            self.commits[key] = dataclasses.replace(state, version=state.version + 1)
             return True
 
     def put_if_absent(self, key: Key, item: Mapping[str, str]) -> bool:

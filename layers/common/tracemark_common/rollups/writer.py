@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import time
+import uuid
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from tracemark_common.errors import Unavailable
 from tracemark_common.rollups.buckets import (
@@ -31,6 +33,7 @@ from tracemark_common.rollups.deltas import (
     session_deltas,
 )
 from tracemark_common.rollups.facts import SessionFacts
+from tracemark_common.rollups.ledger import Ledger, Pending, ledger_key, prune_ops
 from tracemark_common.rollups.store import RollupStore
 
 MAX_ATTEMPTS = 30  # with jittered backoff capped at 0.5 s: a few seconds at worst
@@ -55,14 +58,58 @@ class RollupWriter:
         self._max_attempts = max_attempts
 
     def record_session(self, before: SessionFacts | None, after: SessionFacts | None) -> None:
-        """Move every counter by the difference between `before` (None: new session) and
-        `after` (None: deleted session). Calling it with equal facts changes nothing."""
-        if after is not None and (before is None or (before.org, before.user) != (after.org, after.user)):
-            self.store.put_user_names(after.org, {bytes.fromhex(short_hash(after.user)): (after.user, after.user_kind)})
-        deltas = session_deltas(before, after)
-        for move in commit_moves(before, after):
-            merge_deltas(deltas, self._move_commit(move))
-        self._apply(deltas)
+        """Make the rollups count `after` for this session (None: a deleted session). `before`
+        names the session when `after` is None; what the rollups counted so far comes from the
+        session's ledger, so a repeated call changes nothing and a crashed one is completed."""
+        facts = after or before
+        if facts is not None:
+            self.sync_session(facts.org, facts.session_id, after)
+
+    def sync_session(self, org: str, session_id: str, target: SessionFacts | None) -> None:
+        key = ledger_key(org, session_id)
+        for attempt in range(self._max_attempts):
+            ledger = self.store.get_ledger(key)
+            if ledger.pending is not None:  # an earlier update did not finish: complete it first
+                self._complete(ledger.pending)
+                self.store.put_ledger(key, Ledger(applied=ledger.pending.after), ledger.version)
+                continue
+            if ledger.applied == target:
+                return
+            if target is not None and (ledger.applied is None or ledger.applied.user != target.user):
+                self.store.put_user_names(
+                    org, {bytes.fromhex(short_hash(target.user)): (target.user, target.user_kind)}
+                )
+            pending = Pending(uuid.uuid4().hex[:16], ledger.applied, target, self._now())
+            if not self.store.put_ledger(key, Ledger(applied=ledger.applied, pending=pending), ledger.version):
+                self._sleep(random.uniform(0, min(0.01 * 2**attempt, 0.5)))  # noqa: S311 - jitter, not crypto
+                continue
+            self._complete(pending)
+            self.store.put_ledger(key, Ledger(applied=target), ledger.version + 1)  # lost: another completed it
+            return
+        raise Unavailable(
+            f"rollups: session {session_id} is being updated concurrently; retry", code="rollup_contention"
+        )
+
+    def complete_pending(self, org: str, older_than_seconds: int = 30, limit: int = 10) -> int:
+        """Complete updates that crashed part-way (their ledger is still pending); returns how
+        many. Ingest calls it after each push of the organisation."""
+        cutoff = self._now() - timedelta(seconds=older_than_seconds)
+        done = 0
+        for org_, session_id in self.store.pending_ledgers(org, cutoff, limit):
+            ledger = self.store.get_ledger(ledger_key(org_, session_id))
+            if ledger.pending is not None and ledger.pending.started <= cutoff:
+                self.sync_session(org_, session_id, ledger.pending.after)
+                done += 1
+        return done
+
+    def _complete(self, pending: Pending) -> None:
+        deltas = session_deltas(pending.before, pending.after)
+        for move in commit_moves(pending.before, pending.after):
+            merge_deltas(deltas, self._move_commit(move, pending.op))
+        self._apply(deltas, pending.op)
+
+    def _now(self) -> datetime:
+        return datetime.now(UTC)
 
     def record_pr_correlated(
         self, org: str, project: str | None, repo_id: str | int, pr_number: int, at: datetime
@@ -77,29 +124,37 @@ class RollupWriter:
         for scope in scopes(org, project):
             for granularity in GRANULARITIES:
                 deltas[bucket_key(scope, granularity, bucket_index(granularity, moment))] = BucketDelta({PRS: 1})
-        self._apply(deltas)
+        self._apply(deltas, f"pr:{pr_key(org, str(repo_id), pr_number)[0]}")
         return True
 
-    def _move_commit(self, move: CommitMove) -> Deltas:
+    def _move_commit(self, move: CommitMove, op: str) -> Deltas:
         key = commit_key(move.scope, move.sha)
         for attempt in range(self._max_attempts):
             old = self.store.get_commit(key)
-            new = apply_move(old, move)
+            if op in old.ops:  # applied before a crash: the same deltas again, from the state before it
+                before = old.ops[op][1]
+                return commit_deltas(move.scope, before, apply_move(before, move))
+            now = int(self._now().timestamp())
+            ops = {o: v for o, v in old.ops.items() if o in prune_ops({o: v[0] for o, v in old.ops.items()}, now)}
+            new = dataclasses.replace(apply_move(old, move), ops={**ops, op: (now, old.snapshot())})
             if self.store.put_commit(key, new):
                 return commit_deltas(move.scope, old, new)
             self._sleep(random.uniform(0, min(0.01 * 2**attempt, 0.5)))  # noqa: S311 - jitter, not crypto
         raise Unavailable(f"rollups: commit {move.sha} is being updated concurrently; retry", code="rollup_contention")
 
-    def _apply(self, deltas: Deltas) -> None:
+    def _apply(self, deltas: Deltas, op: str) -> None:
         for key in sorted(deltas):
             delta = deltas[key]
             if delta.counters:
-                self._update_bucket(key, delta)
+                self._update_bucket(key, delta, op)
 
-    def _update_bucket(self, key: Key, delta: BucketDelta) -> None:
+    def _update_bucket(self, key: Key, delta: BucketDelta, op: str) -> None:
         for attempt in range(self._max_attempts):
-            version, bucket = self.store.get_bucket(key)
-            if self.store.put_bucket(key, bucket.apply(delta), version):
+            version, bucket, ops = self.store.get_bucket(key)
+            if op in ops:  # this operation already landed here (before a crash)
+                return
+            now = int(self._now().timestamp())
+            if self.store.put_bucket(key, bucket.apply(delta), version, {**prune_ops(ops, now), op: now}):
                 return
             self._sleep(random.uniform(0, min(0.01 * 2**attempt, 0.5)))  # noqa: S311 - jitter, not crypto
         raise Unavailable(f"rollups: bucket {key[1]} is being updated concurrently; retry", code="rollup_contention")
