@@ -95,6 +95,3 @@ def _load_fixtures(relative: str, name: str) -> Any:
 _e2e = _load_fixtures("e2e/conftest.py", "tracemark_security_e2e_fixtures")
 github_app_key = _e2e.github_app_key
 served_stack = _e2e.served_stack  # the real `tracemark serve` in a subprocess
-_browser = _load_fixtures("e2e/browser/conftest.py", "tracemark_security_browser_fixtures")
-chromium = _browser.chromium  # Debian's chromium driven by Playwright
-page = _browser.page
