@@ -3,6 +3,7 @@ retried push) or by the sweep over pending ledgers. Given / When / Then in each 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Mapping
 from datetime import timedelta
@@ -47,6 +48,14 @@ class CrashingStore(InMemoryRollupStore):
     def put_ledger(self, key: Key, ledger: Ledger, version: int) -> bool:
         self._write()
         return super().put_ledger(key, ledger, version)
+
+    def put_if_absent(self, key: Key, item: Mapping[str, str]) -> bool:
+        self._write()
+        return super().put_if_absent(key, item)
+
+    def set_marker(self, key: Key, name: str, value: str) -> None:
+        self._write()
+        super().set_marker(key, name, value)
 
 
 SHARED = "a" * 40
@@ -160,3 +169,24 @@ def test_the_sweep_completes_an_update_nobody_retried() -> None:
     writer.record_session(facts("s1"), final)
     assert dashboards(store) == expected
     assert writer.complete_pending("acme", older_than_seconds=0) == 0
+
+
+def test_a_pr_correlation_that_died_is_counted_once_by_the_next_one() -> None:
+    for crash in range(1, 7):  # a marker, four buckets (two scopes, hour and day), `counted`
+        # Given the first correlation of PR 7 killed at its `crash`-th write
+        store = CrashingStore()
+        writer = RollupWriter(store)
+        store.crash_at = crash
+        with contextlib.suppress(Crash):
+            writer.record_pr_correlated("acme", "web", 42, 7, NOW - timedelta(hours=1))
+        assert store.writes == crash
+        store.crash_at = None
+        # When the PR is correlated again later (the next synchronize)
+        writer.record_pr_correlated("acme", "web", 42, 7, NOW)
+        writer.record_pr_correlated("acme", "web", 42, 7, NOW)
+        # Then it counts once, in the bucket of its first correlation, in both scopes
+        for project in (None, "web"):
+            body = query(store, "acme", "24h", project, NOW)
+            assert body["cards"]["ai_assisted_prs"]["value"] == 1, (crash, project)
+            first = [0, 1] if crash == 1 else [1, 0]  # killed before its marker: the next one is the first
+            assert [p["ai_assisted_prs"] for p in body["series"]][-2:] == first, (crash, project)

@@ -402,6 +402,23 @@ class DynamoRollupStore:
             "put_item", TableName=self.table_name, Item=body, ConditionExpression="attribute_not_exists(pk)"
         )
 
+    def get_marker(self, key: Key) -> dict[str, str] | None:
+        response = self._call("get_item", TableName=self.table_name, Key=_key(key), ConsistentRead=True)
+        item = response.get("Item")
+        if not item:
+            return None
+        return {name: value["S"] for name, value in item.items() if "S" in value and name not in {"pk", "sk"}}
+
+    def set_marker(self, key: Key, name: str, value: str) -> None:
+        self._call(
+            "update_item",
+            TableName=self.table_name,
+            Key=_key(key),
+            UpdateExpression="SET #n = :v",
+            ExpressionAttributeNames={"#n": name},
+            ExpressionAttributeValues={":v": {"S": value}},
+        )
+
     def _conditional(self, operation: str, **kwargs: Any) -> bool:
         try:
             self._call(operation, **kwargs)

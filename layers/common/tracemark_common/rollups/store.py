@@ -57,6 +57,12 @@ class RollupStore(Protocol):
     def put_if_absent(self, key: Key, item: Mapping[str, str]) -> bool:
         """Create the item unless it exists; True when this call created it."""
 
+    def get_marker(self, key: Key) -> dict[str, str] | None:
+        """The item `put_if_absent` created (its string attributes), read consistently."""
+
+    def set_marker(self, key: Key, name: str, value: str) -> None:
+        """Set one string attribute of an existing marker."""
+
 
 class InMemoryRollupStore:
     """A thread-safe dict of encoded buckets (so the binary form is exercised too). `requests`
@@ -154,6 +160,17 @@ class InMemoryRollupStore:
                 return False
             self.markers[key] = dict(item)
             return True
+
+    def get_marker(self, key: Key) -> dict[str, str] | None:
+        with self._lock:
+            self.requests += 1
+            found = self.markers.get(key)
+            return None if found is None else dict(found)
+
+    def set_marker(self, key: Key, name: str, value: str) -> None:
+        with self._lock:
+            self.requests += 1
+            self.markers.setdefault(key, {})[name] = value
 
 
 def _conforms(store: InMemoryRollupStore) -> RollupStore:  # mypy checks the fake against the port

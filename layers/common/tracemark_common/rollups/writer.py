@@ -116,16 +116,24 @@ class RollupWriter:
     ) -> bool:
         """Count a PR as AI-assisted on the day (and hour) it was first correlated with a
         session. Later calls for the same PR change nothing; returns True when this one counted."""
+        key = pr_key(org, str(repo_id), pr_number)
         moment = to_utc(at)
         marker = {"org": org, "project": project or "", "at": moment.isoformat()}
-        if not self.store.put_if_absent(pr_key(org, str(repo_id), pr_number), marker):
-            return False
+        created = self.store.put_if_absent(key, marker)
+        if not created:
+            stored = self.store.get_marker(key)
+            if stored is None or stored.get("counted") == "yes":
+                return False
+            # the first correlation died before its counts landed: complete it (idempotent)
+            marker = stored
+            moment = datetime.fromisoformat(stored["at"])
         deltas: Deltas = {}
-        for scope in scopes(org, project):
+        for scope in scopes(org, marker.get("project") or None):
             for granularity in GRANULARITIES:
                 deltas[bucket_key(scope, granularity, bucket_index(granularity, moment))] = BucketDelta({PRS: 1})
-        self._apply(deltas, f"pr:{pr_key(org, str(repo_id), pr_number)[0]}")
-        return True
+        self._apply(deltas, f"pr:{key[0]}")
+        self.store.set_marker(key, "counted", "yes")
+        return created
 
     def _move_commit(self, move: CommitMove, op: str) -> Deltas:
         key = commit_key(move.scope, move.sha)
