@@ -97,8 +97,8 @@ def load_into_dynamodb(client: Any, store: InMemoryRollupStore, org: str) -> int
     for key in sorted(store.buckets):
         bucket = store.get_bucket(key)[1]
         moved = (key[0].replace("bench", org, 1), key[1])
-        version, _ = target.get_bucket(moved)
-        assert target.put_bucket(moved, bucket, version)
+        version, _, ops = target.get_bucket(moved)
+        assert target.put_bucket(moved, bucket, version, ops)
     target.put_user_names(org, {ident: name for (_org, ident), name in store.names.items()})
     return len(store.buckets)
 
