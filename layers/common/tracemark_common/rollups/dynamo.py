@@ -240,25 +240,33 @@ class DynamoRollupStore:
         )
 
     def _batch_get(self, keys: Sequence[Key]) -> dict[Key, bytes]:
-        found: dict[Key, bytes] = {}
+        items = self._batch_items(keys, "pk, sk, #b", {"#b": BLOB}, strict=True)
+        return {key: item[BLOB]["B"] for key, item in items.items() if BLOB in item}
+
+    def _batch_items(
+        self, keys: Sequence[Key], projection: str, names: Mapping[str, str], *, strict: bool
+    ) -> dict[Key, dict[str, Any]]:
+        """The items among `keys`, projected, in BatchGetItem calls of at most 100 keys, retrying
+        unprocessed keys with backoff. Keys still unprocessed after that: Unavailable when
+        `strict`, else simply missing."""
+        found: dict[Key, dict[str, Any]] = {}
         for start in range(0, len(keys), BATCH_GET_MAX):
             request: dict[str, Any] = {
                 self.table_name: {
                     "Keys": [_key(k) for k in keys[start : start + BATCH_GET_MAX]],
-                    "ProjectionExpression": "pk, sk, #b",
-                    "ExpressionAttributeNames": {"#b": BLOB},
+                    "ProjectionExpression": projection,
+                    "ExpressionAttributeNames": dict(names),
                 }
             }
             for round_ in range(MAX_UNPROCESSED_ROUNDS):
                 response = self._call("batch_get_item", RequestItems=request)
                 for raw in response.get("Responses", {}).get(self.table_name, []):
-                    if BLOB in raw:
-                        found[(raw["pk"]["S"], raw["sk"]["S"])] = raw[BLOB]["B"]
+                    found[(raw["pk"]["S"], raw["sk"]["S"])] = raw
                 request = response.get("UnprocessedKeys") or {}
                 if not request:
                     break
                 time.sleep(min(0.05 * 2**round_, 1.0))
-            if request:
+            if request and strict:
                 raise Unavailable("dashboard rollups: storage is throttling reads; retry", code="rollup_unavailable")
         return found
 
@@ -339,27 +347,13 @@ class DynamoRollupStore:
 
     def get_user_names(self, org: str, hashes: Sequence[bytes]) -> dict[bytes, tuple[str, str]]:
         wanted = {_user_key(org, ident): ident for ident in hashes}
-        found: dict[bytes, tuple[str, str]] = {}
-        keys = list(wanted)
-        for start in range(0, len(keys), BATCH_GET_MAX):
-            request: dict[str, Any] = {
-                self.table_name: {
-                    "Keys": [_key(k) for k in keys[start : start + BATCH_GET_MAX]],
-                    "ProjectionExpression": "pk, sk, #n, #k",
-                    "ExpressionAttributeNames": {"#n": "name", "#k": "kind"},
-                }
-            }
-            for round_ in range(MAX_UNPROCESSED_ROUNDS):
-                response = self._call("batch_get_item", RequestItems=request)
-                for raw in response.get("Responses", {}).get(self.table_name, []):
-                    ident = wanted.get((raw["pk"]["S"], raw["sk"]["S"]))
-                    if ident is not None and "name" in raw:
-                        found[ident] = (raw["name"]["S"], raw.get("kind", {}).get("S", "user"))
-                request = response.get("UnprocessedKeys") or {}
-                if not request:
-                    break
-                time.sleep(min(0.05 * 2**round_, 1.0))
-        return found  # a name that could not be read shows as its hash: the numbers stay right
+        items = self._batch_items(list(wanted), "pk, sk, #n, #k", {"#n": "name", "#k": "kind"}, strict=False)
+        # a name that could not be read shows as its hash: the numbers stay right
+        return {
+            wanted[key]: (item["name"]["S"], item.get("kind", {}).get("S", "user"))
+            for key, item in items.items()
+            if key in wanted and "name" in item
+        }
 
     # ---- commits and PRs --------------------------------------------------------------------
 
