@@ -18,8 +18,6 @@ and git settings are never touched.
 from __future__ import annotations
 
 import argparse
-import hashlib
-import hmac
 import json
 import os
 import re
@@ -155,8 +153,9 @@ class Tour:
 
     def deliver(self, event: str, body: dict[str, Any]) -> dict[str, Any]:
         """A webhook delivery signed with serve's webhook secret, exactly as GitHub sends one."""
+        from tracemark_common.prs.signature import signature_for
+
         data = json.dumps(body).encode()
-        digest = hmac.new(self.server.webhook_secret.encode(), data, hashlib.sha256).hexdigest()
         response = requests.post(
             f"{self.server.url}/github/webhook",
             data=data,
@@ -164,7 +163,7 @@ class Tour:
                 "Content-Type": "application/json",
                 "X-GitHub-Event": event,
                 "X-GitHub-Delivery": str(uuid.uuid4()),
-                "X-Hub-Signature-256": f"sha256={digest}",
+                "X-Hub-Signature-256": signature_for(self.server.webhook_secret, data),
             },
             timeout=HTTP_TIMEOUT_S,
         )

@@ -11,8 +11,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from tracemark_common import errors
-from tracemark_common.api import create_resolver, json_response
+from tracemark_common.api import create_resolver, json_response, reject_unknown_parameters
 from tracemark_common.auth import authenticate
 from tracemark_common.observability import logger, metrics, tracer
 from tracemark_common.rollups.dynamo import rollup_store_from_settings
@@ -33,11 +32,7 @@ def dashboard_ai() -> Response[str]:
     event = app.current_event
     params = event.query_string_parameters or {}
     principal = authenticate(event.headers)
-    unknown = sorted(set(params) - KNOWN_PARAMETERS)
-    if unknown:  # as GET /v1/sessions does: a misspelt filter must not silently widen the answer
-        raise errors.BadRequest(
-            f"unknown query parameters {unknown}; known: {sorted(KNOWN_PARAMETERS)}", code="bad_request"
-        )
+    reject_unknown_parameters(params, KNOWN_PARAMETERS)
     body = dashboard_for(
         principal,
         params.get("range"),

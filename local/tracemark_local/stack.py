@@ -430,25 +430,30 @@ _DYNAMODB_OPERATIONS = (
 )  # fmt: skip
 
 
+def _serialize(backend: Any, operations: tuple[str, ...], lock: threading.RLock) -> None:
+    """Wrap each of `backend`'s `operations` so that it runs under `lock` (once per class)."""
+    import functools
+
+    if backend.__dict__.get("_tracemark_serialized", False):
+        return
+    for name in operations:
+        original = getattr(backend, name)
+
+        def locked(*args: Any, __original: Any = original, **kwargs: Any) -> Any:
+            with lock:
+                return __original(*args, **kwargs)
+
+        setattr(backend, name, functools.wraps(original)(locked))
+    backend._tracemark_serialized = True
+
+
 def _serialize_dynamodb() -> None:
     """DynamoDB is linearizable; moto's backend is not thread-safe (a transaction deep-copies the
     table while another thread writes: `dictionary changed size during iteration`). Handlers run
     on many threads locally, so every backend operation takes one process-wide lock."""
-    import functools
-
     from moto.dynamodb.models import DynamoDBBackend
 
-    if getattr(DynamoDBBackend, "_tracemark_serialized", False):
-        return
-    for name in _DYNAMODB_OPERATIONS:
-        original = getattr(DynamoDBBackend, name)
-
-        def locked(*args: Any, __original: Any = original, **kwargs: Any) -> Any:
-            with _DYNAMODB_LOCK:
-                return __original(*args, **kwargs)
-
-        setattr(DynamoDBBackend, name, functools.wraps(original)(locked))
-    DynamoDBBackend._tracemark_serialized = True  # type: ignore[attr-defined]
+    _serialize(DynamoDBBackend, _DYNAMODB_OPERATIONS, _DYNAMODB_LOCK)
 
 
 _STEPFUNCTIONS_LOCK = threading.RLock()
@@ -459,22 +464,11 @@ def _serialize_step_functions_starts() -> None:
     running execution (same input) or fails with ExecutionAlreadyExists. moto checks the name and
     then appends, so two concurrent starts (two webhook copies at once) could both create an
     execution; one lock around each start restores AWS's behaviour."""
-    import functools
-
     from moto.stepfunctions.models import StepFunctionBackend
     from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 
     for backend in (StepFunctionBackend, StepFunctionsParserBackend):
-        if backend.__dict__.get("_tracemark_serialized", False):
-            continue
-        original = backend.__dict__["start_execution"]
-
-        def locked(*args: Any, __original: Any = original, **kwargs: Any) -> Any:
-            with _STEPFUNCTIONS_LOCK:
-                return __original(*args, **kwargs)
-
-        backend.start_execution = functools.wraps(original)(locked)  # type: ignore[method-assign]
-        backend._tracemark_serialized = True  # type: ignore[attr-defined]
+        _serialize(backend, ("start_execution",), _STEPFUNCTIONS_LOCK)
 
 
 def _install_dispatcher(stack: LocalStack) -> None:

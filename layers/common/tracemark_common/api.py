@@ -64,6 +64,9 @@ def create_resolver() -> APIGatewayHttpResolver:
 
     @app.exception_handler(errors.TracemarkError)  # type: ignore[untyped-decorator]
     def _domain_error(exc: errors.TracemarkError) -> Response[str]:
+        return _error(exc)
+
+    def _error(exc: errors.TracemarkError) -> Response[str]:
         status = status_for(exc)
         if status >= 500:
             logger.warning("request failed", extra={"code": exc.code, "error": exc.message})
@@ -92,12 +95,8 @@ def create_resolver() -> APIGatewayHttpResolver:
         reason = transient_reason(exc)
         if reason is not None:  # throttling, a conflicting transaction, a storage 5xx: retryable
             logger.warning("storage unavailable", extra={"reason": reason}, exc_info=exc)
-            return error_response(
-                HTTPStatus.SERVICE_UNAVAILABLE,
-                errors.Unavailable.code,
-                f"storage is temporarily unavailable ({reason}); retry the request",
-                headers={"Retry-After": RETRY_AFTER_SECONDS},
-            )
+            message = f"storage is temporarily unavailable ({reason}); retry the request"
+            return _error(errors.Unavailable(message))
         logger.exception("unhandled error")
         return error_response(HTTPStatus.INTERNAL_SERVER_ERROR, "internal_error", "internal error; see the server log")
 
@@ -117,14 +116,27 @@ def body_bytes(event: Any) -> bytes:
     return body.encode("utf-8", "surrogateescape") if isinstance(body, str) else bytes(body)
 
 
-def raw_body(app: APIGatewayHttpResolver, limit: int = MAX_BODY_BYTES) -> bytes:
-    """The request body as bytes, bounded by `limit`."""
-    data = body_bytes(app.current_event)
+def bounded_body(event: Any, limit: int = MAX_BODY_BYTES) -> bytes:
+    """The request body as bytes, or a 413 when it is longer than `limit`."""
+    data = body_bytes(event)
     if len(data) > limit:
         raise errors.PayloadTooLarge(
             f"request body is {len(data)} bytes; the limit is {limit} bytes (use POST /v1/uploads for larger bodies)"
         )
     return data
+
+
+def raw_body(app: APIGatewayHttpResolver, limit: int = MAX_BODY_BYTES) -> bytes:
+    """The request body as bytes, bounded by `limit`."""
+    return bounded_body(app.current_event, limit)
+
+
+def reject_unknown_parameters(params: Any, known: frozenset[str] | set[str]) -> None:
+    """A 400 naming the query parameters a route does not take: a misspelt filter must not
+    silently widen the answer."""
+    unknown = sorted(set(params or {}) - set(known))
+    if unknown:
+        raise errors.BadRequest(f"unknown query parameters {unknown}; known: {sorted(known)}", code="bad_request")
 
 
 def json_body(app: APIGatewayHttpResolver, limit: int = MAX_BODY_BYTES) -> dict[str, Any]:

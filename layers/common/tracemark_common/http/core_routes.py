@@ -18,7 +18,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 
 from tracemark_common import dsse
-from tracemark_common.api import MAX_BODY_BYTES, body_bytes, json_response
+from tracemark_common.api import MAX_BODY_BYTES, bounded_body, json_response, reject_unknown_parameters
 from tracemark_common.auth import (
     SCOPES,
     Principal,
@@ -31,7 +31,7 @@ from tracemark_common.auth import (
     require_scope,
     require_server_admin,
 )
-from tracemark_common.errors import BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, Unprocessable
+from tracemark_common.errors import BadRequest, Conflict, Forbidden, NotFound, Unprocessable
 from tracemark_common.http.services import services
 from tracemark_common.ingest import (
     MAX_UPLOADED_ENVELOPE_BYTES,
@@ -84,12 +84,7 @@ def _principal() -> Principal:
 
 
 def _raw(limit: int = MAX_BODY_BYTES) -> bytes:
-    data = body_bytes(router.current_event)
-    if len(data) > limit:
-        raise PayloadTooLarge(
-            f"request body is {len(data)} bytes; the limit is {limit} bytes (use POST /v1/uploads for larger bodies)"
-        )
-    return data
+    return bounded_body(router.current_event, limit)
 
 
 def _json(limit: int = MAX_BODY_BYTES, *, optional: bool = False) -> dict[str, Any]:
@@ -698,9 +693,7 @@ def list_sessions() -> Response[str]:
     p = _principal()
     org = require_scope(p, "read")
     params = _query()
-    unknown = sorted(set(params) - {"range", "since", "until", "project", "user", "limit", "cursor"})
-    if unknown:
-        raise BadRequest(f"unknown query parameters {unknown}", code="bad_request")
+    reject_unknown_parameters(params, {"range", "since", "until", "project", "user", "limit", "cursor"})
     since = until = None
     if "range" in params:
         if params["range"] not in RANGES:

@@ -20,7 +20,7 @@ from typing import Any
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
-from tracemark_common.api import body_bytes, json_response
+from tracemark_common.api import body_bytes, json_response, reject_unknown_parameters
 from tracemark_common.auth import Principal, authenticate, require_org_admin, require_server_admin
 from tracemark_common.errors import BadRequest, NotFound
 from tracemark_common.http.services import services
@@ -63,9 +63,7 @@ def _body() -> dict[str, Any]:
 
 def _page(items: list[dict[str, Any]], key: Callable[[dict[str, Any]], str]) -> Response[str]:
     params = dict(router.current_event.query_string_parameters or {})
-    unknown = sorted(set(params) - {"limit", "cursor"})
-    if unknown:  # as GET /v1/sessions does: a misspelt parameter is an error, not silently ignored
-        raise BadRequest(f"unknown query parameters {unknown}; known: ['cursor', 'limit']", code="bad_request")
+    reject_unknown_parameters(params, {"limit", "cursor"})
     try:
         limit = int(params.get("limit", "50"))
     except ValueError as exc:

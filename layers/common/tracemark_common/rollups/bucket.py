@@ -204,6 +204,3 @@ class Bucket:
             raise
         except (struct.error, ValueError, TypeError) as exc:
             raise CorruptBucket(f"damaged rollup bucket ({type(exc).__name__})") from exc
-
-
-EMPTY = Bucket()

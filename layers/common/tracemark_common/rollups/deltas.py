@@ -15,7 +15,7 @@ exactly once when it appears in the period, whatever the number of sessions and 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from tracemark_common.rollups.buckets import (
@@ -249,7 +249,3 @@ def commit_deltas(scope: str, old: CommitState, new: CommitState) -> Deltas:
     for key, delta in commit_contribution(scope, old).items():
         deltas.setdefault(key, BucketDelta()).merge(delta.counters, -1)
     return {key: delta for key, delta in deltas.items() if delta}
-
-
-def gap_terms(granularity: Granularity) -> Iterable[int]:
-    return range(1, MAX_SPAN[granularity])

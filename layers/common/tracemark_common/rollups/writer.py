@@ -143,8 +143,9 @@ class RollupWriter:
                 before = old.ops[op][1]
                 return commit_deltas(move.scope, before, apply_move(before, move))
             now = int(self._now().timestamp())
-            ops = {o: v for o, v in old.ops.items() if o in prune_ops({o: v[0] for o, v in old.ops.items()}, now)}
-            new = dataclasses.replace(apply_move(old, move), ops={**ops, op: (now, old.snapshot())})
+            kept = prune_ops({o: at for o, (at, _before) in old.ops.items()}, now)
+            ops = {o: old.ops[o] for o in kept} | {op: (now, old.snapshot())}
+            new = dataclasses.replace(apply_move(old, move), ops=ops)
             if self.store.put_commit(key, new):
                 return commit_deltas(move.scope, old, new)
             self._sleep(random.uniform(0, min(0.01 * 2**attempt, 0.5)))  # noqa: S311 - jitter, not crypto
