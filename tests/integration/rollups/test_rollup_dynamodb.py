@@ -16,7 +16,7 @@ import moto
 import pytest
 
 from tracemark_common.rollups import CommitLines, RollupWriter, SessionFacts, query_dashboard
-from tracemark_common.rollups.buckets import RANGES
+from tracemark_common.rollups.buckets import RANGES, short_hash
 from tracemark_common.rollups.dynamo import DynamoRollupStore
 
 _REF = Path(__file__).resolve().parents[2] / "unit" / "rollups" / "rollup_reference.py"
@@ -106,6 +106,58 @@ def test_moto_store_matches_brute_force(db: Db) -> None:
             ref.assert_matches(result, world, "acme", project, range_=range_, now=ref.NOW)
 
 
+def test_a_24h_window_ending_at_any_hour_matches_brute_force(db: Db) -> None:
+    # Given sessions over the last two days, across every hour of them
+    from datetime import timedelta
+
+    store = DynamoRollupStore(db.table, db.client)
+    world = ref.run_workload(RollupWriter(store), seed=5, sessions=120)
+    # Then a window ending at each hour (so every split of 48 hours into days) gives exact numbers
+    for back in range(26):
+        now = ref.NOW - timedelta(hours=back)
+        for project in (None, "web"):
+            result = query_dashboard(store, "acme", "24h", project, now)
+            ref.assert_matches(result, world, "acme", project, range_="24h", now=now)
+
+
+def test_hour_packs_of_the_previous_layout_read_and_update_exactly(db: Db) -> None:
+    from datetime import timedelta
+
+    from tracemark_common.rollups.packs import RUNNING_TOTALS, encode_hours, join_day
+
+    # Given rollups whose hour packs are in the layout before running totals (records in `b`)
+    store = DynamoRollupStore(db.table, db.client)
+    world = ref.run_workload(RollupWriter(store), seed=9, sessions=60)
+    packs = [
+        item
+        for item in db.client.scan(TableName=db.table)["Items"]
+        if item["sk"]["S"].startswith("HP#") and item["pk"]["S"].startswith("ROLLUP#")
+    ]
+    assert packs
+    for item in packs:
+        totals = {name: item.pop(name)["B"] for name in RUNNING_TOTALS if name in item}
+        item["b"] = {"B": encode_hours(join_day(item["b"]["B"], totals))}
+        db.client.put_item(TableName=db.table, Item=item)
+    # When the dashboard is read, and more sessions are written over them
+    fresh = DynamoRollupStore(db.table, db.client)
+    for range_ in ("24h", "7d"):
+        ref.assert_matches(
+            query_dashboard(fresh, "acme", range_, None, ref.NOW), world, "acme", None, range_=range_, now=ref.NOW
+        )
+    writer = RollupWriter(fresh)
+    for i, hours_ago in enumerate((0, 3, 20, 30)):
+        extra = SessionFacts(
+            org="acme", project="web", session_id=f"late{i}", user="ana", user_kind="user",
+            at=ref.NOW - timedelta(hours=hours_ago), total_tokens=10 + i,
+        )  # fmt: skip
+        writer.record_session(None, extra)
+        world.sessions[extra.session_id] = extra
+    # Then the numbers stay exact
+    for range_ in ("24h", "7d"):
+        result = query_dashboard(DynamoRollupStore(db.table, db.client), "acme", range_, None, ref.NOW)
+        ref.assert_matches(result, world, "acme", None, range_=range_, now=ref.NOW)
+
+
 def test_query_request_count_is_independent_of_sessions(db: Db) -> None:
     counts = []
     for org, sessions in (("small", 5), ("large", 60)):
@@ -113,7 +165,8 @@ def test_query_request_count_is_independent_of_sessions(db: Db) -> None:
         client = CountingClient(db.client)
         query_dashboard(DynamoRollupStore(db.table, client), org, "3m", None, ref.NOW)
         counts.append(client.calls)
-    assert counts[0] == counts[1] == {"batch_get_item": 3}  # 180 buckets in two, then the Top Users' names
+    # 180 buckets and the organisation's user directory (the Top Users' names): 181 keys, two calls
+    assert counts[0] == counts[1] == {"batch_get_item": 2}
 
 
 def test_concurrent_writers_on_moto_give_exact_numbers(db: Db) -> None:
@@ -215,17 +268,17 @@ class ItemCountingClient(CountingClient):
 
     def __init__(self, client: Any) -> None:
         super().__init__(client)
-        self.items: list[int] = []
+        self.items: list[tuple[str, ...]] = []
 
     def batch_get_item(self, **kwargs: Any) -> Any:
         self.calls["batch_get_item"] = self.calls.get("batch_get_item", 0) + 1
         response = self._client.batch_get_item(**kwargs)
         for items in response.get("Responses", {}).values():
-            self.items.extend(len(item) for item in items)
+            self.items.extend(tuple(sorted(item)) for item in items)
         return response
 
 
-def test_a_day_of_hours_is_one_item_and_reads_project_three_attributes(db: Db) -> None:
+def test_a_day_of_hours_is_one_item_and_a_24h_read_takes_two_running_totals_per_day(db: Db) -> None:
     # Given sessions in 30 different hours of the last 48 (a busy organisation)
     from datetime import timedelta
 
@@ -239,13 +292,44 @@ def test_a_day_of_hours_is_one_item_and_reads_project_three_attributes(db: Db) -
     # When the 24h dashboard is read
     client = ItemCountingClient(db.client)
     result = query_dashboard(DynamoRollupStore(db.table, client), "busy", "24h", None, ref.NOW)
-    # Then one request returned at most 3 items (the days the 48 hours touch), each with pk, sk, b
-    # only, and one more the 7 users' names (pk, sk, name, kind)
-    assert client.calls == {"batch_get_item": 2}
-    buckets, names = client.items[:-7], client.items[-7:]
-    assert 2 <= len(buckets) <= 3 and set(buckets) == {3} and set(names) == {4}
+    # Then one request returned the day items the 48 hours touch that hold data (today and
+    # yesterday), each with pk, sk, the hours' counters `b` and only the two running totals a
+    # window ending at 15:xx needs (users and models of 00..15 and of 00..23), not 48 hours of
+    # users; and the organisation's user directory (pk, sk, b), for the Top Users' names
+    assert client.calls == {"batch_get_item": 1}
+    assert sorted(client.items) == [("b", "c15", "c23", "pk", "sk")] * 2 + [("b", "pk", "sk")]
+    assert {u["user"] for u in result["top_users"]} == {f"u{i}" for i in range(7)}
     assert result["cards"]["total_sessions"] == {"value": 24, "previous": 6, "delta": 18, "delta_pct": 300.0}
     assert [p["sessions"] for p in result["series"]] == [1] * 24
+
+
+@pytest.mark.parametrize("damage", ["missing", "damaged", "partial"])
+def test_top_users_missing_from_the_directory_are_looked_up_one_by_one(db: Db, damage: str) -> None:
+    from tracemark_common.rollups.dynamo import _directory_key, _encode_directory
+
+    # Given an organisation whose user directory is gone, damaged, or lacks a user (one written
+    # when it was full, say)
+    store = DynamoRollupStore(db.table, db.client)
+    world = ref.run_workload(RollupWriter(store), seed=4, org="dir", sessions=50)
+    pk, sk = _directory_key("dir")
+    key = {"pk": {"S": pk}, "sk": {"S": sk}}
+    if damage == "missing":
+        db.client.delete_item(TableName=db.table, Key=key)
+    elif damage == "damaged":
+        db.client.update_item(
+            TableName=db.table, Key=key, UpdateExpression="SET b = :b", ExpressionAttributeValues={":b": {"B": b"?"}}
+        )
+    else:
+        item = db.client.get_item(TableName=db.table, Key=key)["Item"]
+        some = {bytes.fromhex(short_hash(u)): (u, k) for u, k in ref.USERS[:3]}
+        item["b"] = {"B": _encode_directory(some)}
+        db.client.put_item(TableName=db.table, Item=item)
+    # When the dashboard is read
+    client = CountingClient(db.client)
+    result = query_dashboard(DynamoRollupStore(db.table, client), "dir", "7d", None, ref.NOW)
+    # Then the Top Users still have their names (one more request, for those the directory lacks)
+    ref.assert_matches(result, world, "dir", None, range_="7d", now=ref.NOW)
+    assert client.calls == {"batch_get_item": 2}
 
 
 def test_a_damaged_bucket_is_a_clear_503_not_a_crash(db: Db) -> None:

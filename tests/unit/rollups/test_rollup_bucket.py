@@ -109,3 +109,59 @@ def test_a_bucket_in_the_previous_layout_still_reads() -> None:
     assert bucket.active_users == 2
     assert bucket.models == {b"m" * 8: (4, 100, 2000, 0)} and bucket.model_names == {b"m" * 8: "m1"}
     assert list(bucket.user_records()) == [(b"u" * 8, 4, 7, 100, 2000)]
+
+
+def test_a_bucket_with_one_record_per_user_still_reads() -> None:
+    # TMR3: the users as one (hash, sessions, AI lines, tokens, cost) record each, not columns
+    body = (
+        _header(users=2, magic=b"TMR3")
+        + struct.pack("<10q", 5, 100, 60, 40, 2000, 7, 30, 1, 0, 2)
+        + struct.pack("<8sqqqq", b"a" * 8, 4, 7, 100, 2000)
+        + struct.pack("<8sqqqq", b"b" * 8, 1, 0, 3, 9)
+    )
+    bucket = Bucket.decode(zlib.compress(body))
+    assert list(bucket.user_records()) == [(b"a" * 8, 4, 7, 100, 2000), (b"b" * 8, 1, 0, 3, 9)]
+    # and it is written back in the current layout, with the same numbers
+    again = Bucket.decode(bucket.encode())
+    assert zlib.decompress(bucket.encode())[:4] == MAGIC
+    assert list(again.user_records()) == list(bucket.user_records()) and again.scalars == bucket.scalars
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_totals_equal_a_plain_sum_of_the_records(seed: int) -> None:
+    import random
+
+    from tracemark_common.rollups.bucket import Totals
+
+    # Given buckets of which many count exactly the same users (summed column-wise), some
+    # subtracted, and model records
+    rng = random.Random(seed)
+    users = [f"{i:016x}" for i in range(1, 12)]
+    same = rng.sample(users, 5)
+    buckets = []
+    for _ in range(30):
+        chosen = same if rng.random() < 0.6 else rng.sample(users, rng.randint(1, 8))
+        counters = {f"{p}{u}": rng.randint(1, 10**6) for u in chosen for p in ("us#", "ua#", "ut#", "uc#")}
+        counters[f"ms#{M1}"] = rng.randint(1, 5)
+        buckets.append((Bucket().apply(BucketDelta(counters, {f"mn#{M1}": "m"})), rng.choice([1, 1, -1])))
+    totals = Totals()
+    expected_users: dict[bytes, list[int]] = {}
+    expected_models: dict[bytes, list[int]] = {}
+    for bucket, sign in buckets:
+        totals.add(bucket, sign)
+        for ident, *values in bucket.user_records():
+            row = expected_users.setdefault(ident, [0, 0, 0, 0])
+            for i, v in enumerate(values):
+                row[i] += sign * v
+        for ident, values in bucket.models.items():
+            row = expected_models.setdefault(ident, [0, 0, 0, 0])
+            for i, v in enumerate(values):
+                row[i] += sign * v
+    # Then the totals are the plain sums, however they were grouped
+    assert totals.users == expected_users
+    assert totals.models == expected_models and totals.model_names == {bytes.fromhex(M1): "m"}
+    # and adding after reading still counts everything once
+    first = buckets[0][0]
+    totals.add(first)
+    for ident, *values in first.user_records():
+        assert totals.users[ident] == [a + b for a, b in zip(expected_users[ident], values, strict=True)]

@@ -21,7 +21,6 @@ bucket counts.
 from __future__ import annotations
 
 import json
-import struct
 import threading
 import time
 import zlib
@@ -34,11 +33,19 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from tracemark_common.errors import Unavailable
-from tracemark_common.rollups.bucket import Bucket, CorruptBucket
+from tracemark_common.rollups.bucket import Bucket, CorruptBucket, Totals
 from tracemark_common.rollups.buckets import Key, scope_id
 from tracemark_common.rollups.deltas import CommitState
 from tracemark_common.rollups.ledger import Ledger, Pending, facts_from_json, facts_to_json, prune_ops
-from tracemark_common.rollups.store import RollupStore
+from tracemark_common.rollups.packs import (
+    RUNNING_TOTALS,
+    decode_hours,
+    hours_totals,
+    join_day,
+    running_total,
+    split_day,
+)
+from tracemark_common.rollups.store import PeriodsRead, RollupStore
 
 BATCH_GET_MAX = 100
 MAX_UNPROCESSED_ROUNDS = 8
@@ -47,8 +54,12 @@ VERSION = "v"
 OPS = "o"  # operation id (hour-prefixed in a pack) -> epoch seconds: see rollups.ledger
 HOUR_PREFIX = "H#"
 PACK_PREFIX = "HP#"
-_HOUR_ENTRY = struct.Struct("<BI")  # hour of day, length of that hour's Bucket bytes
 _PACK_CACHE_MAX = 512
+# The organisation's user directory (`pk=ROLLUPUSER#O#<org>`, `sk=DIR`; a user's own item has a
+# hex hash as `sk`): every user's name and kind in one item, read with the buckets.
+DIRECTORY_SK = "DIR"
+DIRECTORY_MAX_BYTES = 300_000  # compressed, under DynamoDB's 400 KB item limit: ~10,000 users
+DIRECTORY_NAME_MAX = 256
 
 
 def _key(key: Key) -> dict[str, Any]:
@@ -74,29 +85,6 @@ def _user_key(org: str, ident: bytes) -> Key:
     return f"ROLLUPUSER#{scope_id(org)}", ident.hex()
 
 
-def encode_pack(hours: Mapping[int, bytes]) -> bytes:
-    """One compressed stream of the hours' uncompressed buckets (`Bucket.to_bytes`)."""
-    return zlib.compress(b"".join(_HOUR_ENTRY.pack(h, len(raw)) + raw for h, raw in sorted(hours.items()) if raw), 6)
-
-
-def decode_pack(packed: bytes) -> dict[int, bytes]:
-    """hour -> that hour's uncompressed bucket bytes."""
-    hours: dict[int, bytes] = {}
-    offset = 0
-    try:
-        blob = zlib.decompress(packed) if packed else b""
-        while offset < len(blob):
-            hour, length = _HOUR_ENTRY.unpack_from(blob, offset)
-            offset += _HOUR_ENTRY.size
-            if hour > 23 or offset + length > len(blob):
-                raise CorruptBucket("damaged hour pack")
-            hours[hour] = blob[offset : offset + length]
-            offset += length
-    except (struct.error, zlib.error) as exc:
-        raise CorruptBucket("damaged hour pack") from exc
-    return hours
-
-
 def _bucket(blob: bytes | None, *, raw: bool = False) -> Bucket:
     if not blob:
         return Bucket()
@@ -104,6 +92,42 @@ def _bucket(blob: bytes | None, *, raw: bool = False) -> Bucket:
         return Bucket.from_bytes(blob) if raw else Bucket.decode(blob)
     except CorruptBucket as exc:
         raise Unavailable(f"dashboard rollups: {exc}", code="rollup_unavailable") from exc
+
+
+def _version(item: Mapping[str, Any]) -> int:
+    return int(item[VERSION]["N"]) if VERSION in item else 0
+
+
+def _ops(item: Mapping[str, Any]) -> dict[str, int]:
+    return {op: int(at["N"]) for op, at in item.get(OPS, {}).get("M", {}).items()}
+
+
+def _directory_key(org: str) -> Key:
+    return f"ROLLUPUSER#{scope_id(org)}", DIRECTORY_SK
+
+
+def _encode_directory(entries: Mapping[bytes, tuple[str, str]]) -> bytes:
+    body = {ident.hex(): [name, kind] for ident, (name, kind) in sorted(entries.items())}
+    return zlib.compress(json.dumps(body, separators=(",", ":")).encode(), 6)
+
+
+def _decode_directory(blob: bytes) -> dict[bytes, tuple[str, str]]:
+    try:
+        body = json.loads(zlib.decompress(blob))
+        return {bytes.fromhex(h): (str(entry[0]), str(entry[1])) for h, entry in body.items()}
+    except (zlib.error, ValueError, TypeError, AttributeError, IndexError, KeyError) as exc:
+        raise CorruptBucket("damaged user directory") from exc
+
+
+def _runs(hours: Sequence[int]) -> list[tuple[int, int]]:
+    """Sorted hours as runs of consecutive ones: [0, 1, 2, 5] -> [(0, 2), (5, 5)]."""
+    runs: list[tuple[int, int]] = []
+    for hour in hours:
+        if runs and runs[-1][1] == hour - 1:
+            runs[-1] = (runs[-1][0], hour)
+        else:
+            runs.append((hour, hour))
+    return runs
 
 
 def _counts(attr: Mapping[str, Any] | None) -> dict[str, int]:
@@ -121,14 +145,15 @@ class DynamoRollupStore:
         # an entry another thread cached is as good as our own.
         self._packs: dict[Key, tuple[int, dict[int, bytes], dict[str, int]]] = {}
         self._packs_lock = threading.Lock()
+        self._directories: dict[str, set[bytes]] = {}  # org -> users known to be in its directory
 
     # ---- buckets ----------------------------------------------------------------------------
 
     def get_bucket(self, key: Key) -> tuple[int, Bucket, dict[str, int]]:
         packed = _pack_of(key)
         if packed is None:
-            version, blob, ops = self._read(key)
-            return version, _bucket(blob), ops
+            item = self._read(key, project=True)
+            return _version(item), _bucket(item[BLOB]["B"] if BLOB in item else None), _ops(item)
         pack_key, hour = packed
         version, hours, ops = self._read_pack(pack_key)
         prefix = f"{hour:02d}:"
@@ -138,7 +163,7 @@ class DynamoRollupStore:
     def put_bucket(self, key: Key, bucket: Bucket, version: int, ops: Mapping[str, int]) -> bool:
         packed = _pack_of(key)
         if packed is None:
-            return self._write(key, bucket.encode(), version, ops)
+            return self._write(key, {BLOB: bucket.encode()}, version, ops)
         pack_key, hour = packed
         with self._packs_lock:
             cached = self._packs.get(pack_key)
@@ -155,57 +180,42 @@ class DynamoRollupStore:
         newest = max(ops.values(), default=0)
         others = {op: at for op, at in cached[2].items() if not op.startswith(prefix)}
         pack_ops = {**prune_ops(others, newest), **{prefix + op: at for op, at in ops.items()}}
-        if not self._write(pack_key, encode_pack(hours), version, pack_ops):
+        try:
+            bare, totals = split_day(hours)
+        except CorruptBucket as exc:
+            raise Unavailable(f"dashboard rollups: {exc}", code="rollup_unavailable") from exc
+        if not self._write(pack_key, {BLOB: bare, **totals}, version, pack_ops):
             return False
         self._remember(pack_key, version + 1, hours, pack_ops)
         return True
 
-    def get_many(self, keys: Sequence[Key]) -> dict[Key, Bucket]:
-        items: dict[Key, Key] = {}  # bucket key -> the item holding it
-        for key in keys:
-            packed = _pack_of(key)
-            items[key] = key if packed is None else packed[0]
-        blobs = self._batch_get(list(dict.fromkeys(items.values())))
-        found: dict[Key, Bucket] = {}
-        packs: dict[Key, dict[int, bytes]] = {}
-        for key, item_key in items.items():
-            blob = blobs.get(item_key)
-            if blob is None:
-                continue
-            packed = _pack_of(key)
-            if packed is None:
-                found[key] = _bucket(blob)
-                continue
-            if item_key not in packs:
-                try:
-                    packs[item_key] = decode_pack(blob)
-                except CorruptBucket as exc:
-                    raise Unavailable(f"dashboard rollups: {exc}", code="rollup_unavailable") from exc
-            hour_blob = packs[item_key].get(packed[1])
-            if hour_blob:
-                found[key] = _bucket(hour_blob, raw=True)
-        return found
-
-    def _read(self, key: Key) -> tuple[int, bytes | None, dict[str, int]]:
-        response = self._call(
-            "get_item",
-            TableName=self.table_name,
-            Key=_key(key),
-            ConsistentRead=True,
-            ProjectionExpression="#v, #b, #o",
-            ExpressionAttributeNames={"#v": VERSION, "#b": BLOB, "#o": OPS},
-        )
-        item = response.get("Item") or {}
-        version = int(item[VERSION]["N"]) if VERSION in item else 0
-        ops = {op: int(at["N"]) for op, at in item.get(OPS, {}).get("M", {}).items()}
-        return version, item[BLOB]["B"] if BLOB in item else None, ops
-
-    def _read_pack(self, pack_key: Key) -> tuple[int, dict[int, bytes], dict[str, int]]:
-        version, blob, ops = self._read(pack_key)
+    def read_periods(self, org: str, periods: Sequence[Sequence[Key]]) -> PeriodsRead:
+        plan = _ReadPlan(periods, _directory_key(org))
+        attributes = {f"#a{i}": name for i, name in enumerate([BLOB, *sorted(plan.totals_wanted)])}
+        raw = self._batch_items(list(plan.items), "pk, sk, " + ", ".join(attributes), attributes, strict=True)
         try:
-            hours = decode_pack(blob or b"")
+            return plan.result(raw)
         except CorruptBucket as exc:
             raise Unavailable(f"dashboard rollups: {exc}", code="rollup_unavailable") from exc
+
+    def _read(self, key: Key, *, project: bool) -> dict[str, Any]:
+        projection = (
+            {"ProjectionExpression": "#v, #b, #o", "ExpressionAttributeNames": {"#v": VERSION, "#b": BLOB, "#o": OPS}}
+            if project
+            else {}
+        )
+        response = self._call("get_item", TableName=self.table_name, Key=_key(key), ConsistentRead=True, **projection)
+        item: dict[str, Any] = response.get("Item") or {}
+        return item
+
+    def _read_pack(self, pack_key: Key) -> tuple[int, dict[int, bytes], dict[str, int]]:
+        item = self._read(pack_key, project=False)  # `b`, every running total, version and ops
+        totals = {name: item[name]["B"] for name in RUNNING_TOTALS if name in item}
+        try:
+            hours = join_day(item[BLOB]["B"] if BLOB in item else b"", totals)
+        except CorruptBucket as exc:
+            raise Unavailable(f"dashboard rollups: {exc}", code="rollup_unavailable") from exc
+        version, ops = _version(item), _ops(item)
         self._remember(pack_key, version, hours, ops)
         return version, hours, ops
 
@@ -217,31 +227,28 @@ class DynamoRollupStore:
             if current is None or current[0] <= version:
                 self._packs[pack_key] = (version, hours, ops)
 
-    def _write(self, key: Key, blob: bytes, version: int, ops: Mapping[str, int]) -> bool:
-        values: dict[str, Any] = {
-            ":entity": {"S": "rollup"},
-            ":next": {"N": str(version + 1)},
-            ":b": {"B": blob},
-            ":o": {"M": {op: {"N": str(at)} for op, at in ops.items()}},
+    def _write(
+        self, key: Key, blobs: Mapping[str, bytes], version: int, ops: Mapping[str, int], entity: str = "rollup"
+    ) -> bool:
+        """Replace the whole item (its blobs: attribute -> bytes, and ops) with the next version,
+        only if the stored version is still `version`."""
+        item: dict[str, Any] = {
+            **_key(key),
+            "entity": {"S": entity},
+            VERSION: {"N": str(version + 1)},
+            OPS: {"M": {op: {"N": str(at)} for op, at in ops.items()}},
+            **{name: {"B": blob} for name, blob in blobs.items()},
         }
         if version:
-            condition = "#v = :current"
-            values[":current"] = {"N": str(version)}
+            condition: dict[str, Any] = {
+                "ConditionExpression": "#v = :current",
+                "ExpressionAttributeValues": {":current": {"N": str(version)}},
+            }
         else:
-            condition = "attribute_not_exists(#v)"
+            condition = {"ConditionExpression": "attribute_not_exists(#v)"}
         return self._conditional(
-            "update_item",
-            TableName=self.table_name,
-            Key=_key(key),
-            UpdateExpression="SET #entity = :entity, #v = :next, #b = :b, #o = :o",
-            ConditionExpression=condition,
-            ExpressionAttributeNames={"#entity": "entity", "#v": VERSION, "#b": BLOB, "#o": OPS},
-            ExpressionAttributeValues=values,
+            "put_item", TableName=self.table_name, Item=item, ExpressionAttributeNames={"#v": VERSION}, **condition
         )
-
-    def _batch_get(self, keys: Sequence[Key]) -> dict[Key, bytes]:
-        items = self._batch_items(keys, "pk, sk, #b", {"#b": BLOB}, strict=True)
-        return {key: item[BLOB]["B"] for key, item in items.items() if BLOB in item}
 
     def _batch_items(
         self, keys: Sequence[Key], projection: str, names: Mapping[str, str], *, strict: bool
@@ -344,6 +351,7 @@ class DynamoRollupStore:
                     "kind": {"S": kind},
                 },
             )
+        self._add_to_directory(org, names)
 
     def get_user_names(self, org: str, hashes: Sequence[bytes]) -> dict[bytes, tuple[str, str]]:
         wanted = {_user_key(org, ident): ident for ident in hashes}
@@ -354,6 +362,32 @@ class DynamoRollupStore:
             for key, item in items.items()
             if key in wanted and "name" in item
         }
+
+    def _add_to_directory(self, org: str, names: Mapping[bytes, tuple[str, str]]) -> None:
+        """Add users to the organisation's directory item (best effort: the per-user items above
+        are the record, and a query looks up there whoever the directory lacks)."""
+        key = _directory_key(org)
+        with self._packs_lock:
+            known = self._directories.get(org)
+        if known is not None and all(ident in known for ident in names):
+            return
+        for _ in range(3):
+            item = self._read(key, project=True)
+            try:
+                entries = _decode_directory(item[BLOB]["B"]) if BLOB in item else {}
+            except CorruptBucket:
+                entries = {}  # rebuilt from the users seen from now on; older ones fall back
+            missing = {i: n for i, n in names.items() if i not in entries and len(n[0]) <= DIRECTORY_NAME_MAX}
+            if missing:
+                blob = _encode_directory({**entries, **missing})
+                if len(blob) > DIRECTORY_MAX_BYTES:
+                    missing = {}  # full: these users are found through their own items
+                elif not self._write(key, {BLOB: blob}, _version(item), {}, entity="rollup_user_directory"):
+                    continue
+                entries = {**entries, **missing}
+            with self._packs_lock:
+                self._directories[org] = set(entries) | set(names)
+            return
 
     # ---- commits and PRs --------------------------------------------------------------------
 
@@ -430,6 +464,68 @@ class DynamoRollupStore:
             raise Unavailable(f"dashboard rollups: {operation} failed ({code})", code="rollup_unavailable") from exc
         except BotoCoreError as exc:
             raise Unavailable(f"dashboard rollups: {operation} failed ({exc})", code="rollup_unavailable") from exc
+
+
+class _ReadPlan:
+    """Which items a dashboard read fetches, and how it makes buckets and totals of them: a day
+    is its own item; hours a..b of a day are in the day's pack, whose records come from the
+    running totals c{b} and c{a-1} (rollups.packs); and the organisation's user directory."""
+
+    def __init__(self, periods: Sequence[Sequence[Key]], directory: Key) -> None:
+        self.periods = periods
+        self.directory = directory
+        self.items: dict[Key, None] = {directory: None}
+        self.pack_hours: dict[Key, set[int]] = {}
+        self.totals_wanted: set[str] = set()
+        self.plans: list[tuple[list[Key], dict[Key, list[tuple[int, int]]]]] = []
+        for keys in periods:
+            days: list[Key] = []
+            hours: dict[Key, set[int]] = {}
+            for key in keys:
+                packed = _pack_of(key)
+                if packed is None:
+                    days.append(key)
+                    self.items[key] = None
+                else:
+                    hours.setdefault(packed[0], set()).add(packed[1])
+                    self.pack_hours.setdefault(packed[0], set()).add(packed[1])
+                    self.items[packed[0]] = None
+            runs = {pack: _runs(sorted(hs)) for pack, hs in hours.items()}
+            for first, last in (run for pack_runs in runs.values() for run in pack_runs):
+                self.totals_wanted.update([running_total(last)] + ([running_total(first - 1)] if first else []))
+            self.plans.append((days, runs))
+
+    def result(self, raw: Mapping[Key, Mapping[str, Any]]) -> PeriodsRead:
+        daily: dict[Key, Bucket] = {}
+        packs: dict[Key, tuple[dict[int, Bucket], dict[str, Bucket]]] = {}
+        names: dict[bytes, tuple[str, str]] = {}
+        for item_key, item in raw.items():
+            blob = item[BLOB]["B"] if BLOB in item else b""
+            if item_key == self.directory:
+                try:
+                    names = _decode_directory(blob)
+                except CorruptBucket:
+                    names = {}  # the query looks the Top Users up one by one
+            elif not item_key[1].startswith(PACK_PREFIX):
+                daily[item_key] = Bucket.decode(blob) if blob else Bucket()
+            else:
+                needed = self.pack_hours[item_key]  # only the hours asked for are decoded
+                hours = {h: Bucket.from_bytes(r) for h, r in decode_hours(blob).items() if h in needed}
+                packs[item_key] = hours, {n: Bucket.decode(item[n]["B"]) for n in self.totals_wanted if n in item}
+        found: dict[Key, Bucket] = {}
+        for key in (k for keys in self.periods for k in keys):
+            packed = _pack_of(key)
+            bucket = daily.get(key) if packed is None else packs.get(packed[0], ({}, {}))[0].get(packed[1])
+            if bucket is not None:
+                found[key] = bucket
+        totals = []
+        for days, runs in self.plans:
+            total = Totals().add_all(daily[key] for key in days if key in daily)
+            for pack_key, pack_runs in runs.items():
+                for first, last in pack_runs if pack_key in packs else ():
+                    hours_totals(*packs[pack_key], first, last, into=total)
+            totals.append(total)
+        return PeriodsRead(found, totals, names)
 
 
 class _ConditionFailed(Exception):

@@ -1,18 +1,19 @@
 """The dashboard query: every card of SPEC §3.7 from rollup items only.
 
-It reads exactly `2 x buckets` items (the period and the previous one) in one batched read, so
-its cost grows with the range, never with the number of sessions.
+It reads the buckets of the period and of the previous one, with each period's users and models
+already summed by the store (`RollupStore.read_periods`), in one batched read: its cost grows with
+the range, never with the number of sessions.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from tracemark_common.errors import BadRequest
-from tracemark_common.rollups.bucket import Bucket
+from tracemark_common.rollups.bucket import Bucket, Totals
 from tracemark_common.rollups.buckets import (
     RANGES,
     Granularity,
@@ -41,6 +42,7 @@ _NO_USER = (0, 0, 0, 0)
 
 @dataclass
 class _Period:
+    totals: Totals  # users: hash -> [sessions, AI lines, tokens, cost]; models: [sessions, tokens, cost, unpriced]
     sessions: int = 0
     tokens: int = 0
     input_tokens: int = 0
@@ -49,10 +51,11 @@ class _Period:
     ai_lines: int = 0
     lines: int = 0
     prs: int = 0
-    users: dict[bytes, list[int]] = field(default_factory=dict)  # hash -> [sessions, AI lines, tokens, cost]
     unpriced: int = 0
-    models: dict[bytes, list[int]] = field(default_factory=dict)  # hash -> [sessions, tokens, cost, unpriced]
-    names: dict[bytes, tuple[str, str]] = field(default_factory=dict)  # model hash -> (name, "")
+
+    @property
+    def users(self) -> dict[bytes, list[int]]:
+        return self.totals.users
 
     @property
     def active_users(self) -> int:
@@ -63,9 +66,8 @@ class _Period:
         return None if self.lines <= 0 else self.ai_lines * 100 / self.lines
 
 
-def _aggregate(buckets: Mapping[int, Bucket], indices: range) -> _Period:
-    period = _Period()
-    users = period.users
+def _aggregate(buckets: Mapping[int, Bucket], indices: range, totals: Totals) -> _Period:
+    period = _Period(totals)
     for index in indices:
         bucket = buckets.get(index)
         if bucket is None:
@@ -79,27 +81,10 @@ def _aggregate(buckets: Mapping[int, Bucket], indices: range) -> _Period:
         period.prs += bucket.num(PRS)
         period.unpriced += bucket.num(UNPRICED)
         # Each commit once: the g#<d> terms reaching back inside the period (see rollups.deltas).
-        reach = index - indices.start
-        period.lines += bucket.num(LINES) + sum(v for d, v in bucket.gaps.items() if d <= reach)
-        for ident, sessions, ai_lines, tokens, cost in bucket.user_records():
-            row = users.get(ident)
-            if row is None:
-                users[ident] = [sessions, ai_lines, tokens, cost]
-            else:
-                row[0] += sessions
-                row[1] += ai_lines
-                row[2] += tokens
-                row[3] += cost
-        for ident, (sessions, tokens, cost, unpriced) in bucket.models.items():
-            total = period.models.get(ident)
-            if total is None:
-                period.models[ident] = [sessions, tokens, cost, unpriced]
-                period.names[ident] = (bucket.model_names.get(ident, ident.hex()), "")
-            else:
-                total[0] += sessions
-                total[1] += tokens
-                total[2] += cost
-                total[3] += unpriced
+        reach, gaps = index - indices.start, bucket.gaps
+        period.lines += bucket.num(LINES)
+        if gaps:
+            period.lines += sum(gaps.values()) if max(gaps) <= reach else sum(v for d, v in gaps.items() if d <= reach)
     return period
 
 
@@ -121,7 +106,9 @@ def card(value: float | None, previous: float | None, digits: int | None = None)
     return {"value": fmt(value), "previous": fmt(previous), "delta": fmt(delta), "delta_pct": delta_pct}
 
 
-def _top_users(store: RollupStore, org: str, current: _Period, previous: _Period) -> list[dict[str, Any]]:
+def _top_users(
+    store: RollupStore, org: str, current: _Period, previous: _Period, known: Mapping[bytes, tuple[str, str]]
+) -> list[dict[str, Any]]:
     rows = [(ident, row) for ident, row in current.users.items() if row[0] > 0]
     # sessions, AI lines, tokens (descending), then name: names are only looked up for the top
     # ten and whoever ties with the tenth
@@ -129,7 +116,9 @@ def _top_users(store: RollupStore, org: str, current: _Period, previous: _Period
     if len(rows) > TOP_USERS:
         last = rows[TOP_USERS - 1][1][:3]
         rows = [pair for i, pair in enumerate(rows) if i < TOP_USERS or pair[1][:3] == last]
-    names = store.get_user_names(org, [ident for ident, _ in rows]) if rows else {}
+    # names from the directory read with the buckets; anyone it lacks, looked up (one more request)
+    missing = [ident for ident, _ in rows if ident not in known]
+    names = {**known, **(store.get_user_names(org, missing) if missing else {})}
     named = [(names.get(ident, (ident.hex(), "user")), ident, row) for ident, row in rows]
     named.sort(key=lambda t: (-t[2][0], -t[2][1], -t[2][2], t[0][0]))
     result = []
@@ -152,11 +141,12 @@ def _top_users(store: RollupStore, org: str, current: _Period, previous: _Period
 
 
 def _models(current: _Period, previous: _Period) -> list[dict[str, Any]]:
-    rows = [(current.names[ident][0], ident, row) for ident, row in current.models.items() if row[0] > 0]
+    models, names = current.totals.models, current.totals.model_names
+    rows = [(names.get(ident, ident.hex()), ident, row) for ident, row in models.items() if row[0] > 0]
     rows.sort(key=lambda t: (-t[2][0], -t[2][1], t[0]))
     result = []
     for name, ident, row in rows:
-        before = previous.models.get(ident, [0, 0, 0, 0])
+        before = previous.totals.models.get(ident, [0, 0, 0, 0])
         result.append(
             {
                 "model": name,
@@ -208,10 +198,10 @@ def query_dashboard(
     current_idx, previous_idx = periods(spec, moment)
     scope = scope_id(org, project)
     indices = [*previous_idx, *current_idx]
-    keys = [bucket_key(scope, spec.granularity, i) for i in indices]
-    found = store.get_many(keys)
-    items = {i: found[key] for i, key in zip(indices, keys, strict=True) if key in found}
-    cur, prev = _aggregate(items, current_idx), _aggregate(items, previous_idx)
+    keys = {i: bucket_key(scope, spec.granularity, i) for i in indices}
+    read = store.read_periods(org, [[keys[i] for i in current_idx], [keys[i] for i in previous_idx]])
+    items = {i: read.buckets[key] for i, key in keys.items() if key in read.buckets}
+    cur, prev = _aggregate(items, current_idx, read.totals[0]), _aggregate(items, previous_idx, read.totals[1])
     ai_code = card(cur.ai_percent, prev.ai_percent, 2)
     ai_code.update(
         ai_lines=cur.ai_lines, all_lines=cur.lines, previous_ai_lines=prev.ai_lines, previous_all_lines=prev.lines
@@ -243,7 +233,7 @@ def query_dashboard(
         "has_data": cur.sessions > 0 or prev.sessions > 0 or cur.prs > 0 or prev.prs > 0,
         "cards": cards,
         "tokens": {"input": cur.input_tokens, "output": cur.output_tokens, "total": cur.tokens},
-        "top_users": _top_users(store, org, cur, prev),
+        "top_users": _top_users(store, org, cur, prev, read.names),
         "model_breakdown": _models(cur, prev),
         "series": _series(g, items, current_idx),
     }

@@ -8,13 +8,24 @@ from __future__ import annotations
 import dataclasses
 import threading
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from tracemark_common.rollups.bucket import Bucket
+from tracemark_common.rollups.bucket import Bucket, Totals
 from tracemark_common.rollups.buckets import Key
 from tracemark_common.rollups.deltas import CommitState
 from tracemark_common.rollups.ledger import Ledger
+
+
+@dataclass
+class PeriodsRead:
+    """What the dashboard reads for some periods (lists of bucket keys)."""
+
+    buckets: dict[Key, Bucket]  # those that exist, for their counters (user and model records may be left out)
+    totals: list[Totals]  # per period: the user and model records of its buckets, summed
+    names: dict[bytes, tuple[str, str]]  # the organisation's users (name, kind): some may be missing,
+    # found by `get_user_names`
 
 
 class RollupStore(Protocol):
@@ -36,9 +47,10 @@ class RollupStore(Protocol):
         """(org, session id) of ledgers of `org` whose update started before `started_before`
         and has not finished (eventually consistent is fine)."""
 
-    def get_many(self, keys: Sequence[Key]) -> dict[Key, Bucket]:
-        """The buckets that exist among `keys` (eventually consistent is fine), in as few
-        requests as the storage allows; the count depends on the keys, never on the contents."""
+    def read_periods(self, org: str, periods: Sequence[Sequence[Key]]) -> PeriodsRead:
+        """What the dashboard reads (eventually consistent is fine), in as few requests as the
+        storage allows (the count depends on the keys, never on the contents): see
+        `PeriodsRead`."""
 
     def put_user_names(self, org: str, names: Mapping[bytes, tuple[str, str]]) -> None:
         """Remember (name, kind) of users by their 8-byte hash, once per organisation
@@ -124,11 +136,15 @@ class InMemoryRollupStore:
             ]
         return [(f.org, f.session_id) for f in found if f is not None and f.org == org][:limit]
 
-    def get_many(self, keys: Sequence[Key]) -> dict[Key, Bucket]:
+    def read_periods(self, org: str, periods: Sequence[Sequence[Key]]) -> PeriodsRead:
+        keys = list(dict.fromkeys(key for period in periods for key in period))
         with self._lock:
-            self.requests += (len(keys) + 99) // 100  # as many as DynamoDB BatchGetItem calls
-            found = {key: self.buckets[key][1] for key in keys if key in self.buckets}
-        return {key: Bucket.decode(blob) for key, blob in found.items()}
+            self.requests += (len(keys) + 1 + 99) // 100  # as many as DynamoDB BatchGetItem calls
+            blobs = {key: self.buckets[key][1] for key in keys if key in self.buckets}
+            names = {ident: name for (org_, ident), name in self.names.items() if org_ == org}
+        found = {key: Bucket.decode(blob) for key, blob in blobs.items()}
+        totals = [Totals().add_all(found[key] for key in period if key in found) for period in periods]
+        return PeriodsRead(found, totals, names)
 
     def put_user_names(self, org: str, names: Mapping[bytes, tuple[str, str]]) -> None:
         with self._lock:
