@@ -8,6 +8,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -108,7 +109,6 @@ def test_moto_store_matches_brute_force(db: Db) -> None:
 
 def test_a_24h_window_ending_at_any_hour_matches_brute_force(db: Db) -> None:
     # Given sessions over the last two days, across every hour of them
-    from datetime import timedelta
 
     store = DynamoRollupStore(db.table, db.client)
     world = ref.run_workload(RollupWriter(store), seed=5, sessions=120)
@@ -121,7 +121,6 @@ def test_a_24h_window_ending_at_any_hour_matches_brute_force(db: Db) -> None:
 
 
 def test_hour_packs_of_the_previous_layout_read_and_update_exactly(db: Db) -> None:
-    from datetime import timedelta
 
     from tracemark_common.rollups.packs import RUNNING_TOTALS, encode_hours, join_day
 
@@ -156,6 +155,26 @@ def test_hour_packs_of_the_previous_layout_read_and_update_exactly(db: Db) -> No
     for range_ in ("24h", "7d"):
         result = query_dashboard(DynamoRollupStore(db.table, db.client), "acme", range_, None, ref.NOW)
         ref.assert_matches(result, world, "acme", None, range_=range_, now=ref.NOW)
+
+
+def test_a_day_too_big_for_running_totals_keeps_records_in_its_hours(db: Db, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tracemark_common.rollups import dynamo
+
+    # Given a limit on running totals that every busy day exceeds
+    monkeypatch.setattr(dynamo, "RUNNING_TOTALS_MAX_BYTES", 200)
+    store = DynamoRollupStore(db.table, db.client)
+    world = ref.run_workload(RollupWriter(store), seed=6, org="big", sessions=80)
+    # Then those packs have no running totals, and every window still counts exactly
+    packs = [
+        item
+        for item in db.client.scan(TableName=db.table)["Items"]
+        if item["sk"]["S"].startswith("HP#") and item["pk"]["S"] == "ROLLUP#O#big"
+    ]
+    assert packs and any(not any(name.startswith("c") for name in item) for item in packs)
+    for back in (0, 7, 15):
+        now = ref.NOW - timedelta(hours=back)
+        result = query_dashboard(DynamoRollupStore(db.table, db.client), "big", "24h", None, now)
+        ref.assert_matches(result, world, "big", None, range_="24h", now=now)
 
 
 def test_query_request_count_is_independent_of_sessions(db: Db) -> None:
@@ -226,7 +245,6 @@ def test_storage_failure_is_unavailable(db: Db) -> None:
 
 def test_wide_session_is_split_under_the_expression_limit(db: Db) -> None:
     # Given one session with 150 models and 40 commits spread over many days (hundreds of attributes)
-    from datetime import timedelta
 
     from tracemark_common.rollups import ModelUsage
 
@@ -280,7 +298,6 @@ class ItemCountingClient(CountingClient):
 
 def test_a_day_of_hours_is_one_item_and_a_24h_read_takes_two_running_totals_per_day(db: Db) -> None:
     # Given sessions in 30 different hours of the last 48 (a busy organisation)
-    from datetime import timedelta
 
     writer = RollupWriter(DynamoRollupStore(db.table, db.client))
     for hour in range(30):
@@ -365,7 +382,6 @@ class DyingStore(DynamoRollupStore):
 
 
 def test_an_update_killed_at_any_write_is_repaired_exactly_on_moto(db: Db) -> None:
-    from datetime import timedelta
 
     def session(**changes: Any) -> SessionFacts:
         base = SessionFacts(

@@ -2,20 +2,21 @@
 
 Item layout (docs/architecture.md, "Dashboard rollups"):
 - `pk=ROLLUP#<scope>`, `sk=D#<yyyy-mm-dd>`: one daily bucket, the binary `Bucket` in `b` with
-  version `v` (replaced under a version condition).
-- `pk=ROLLUP#<scope>`, `sk=HP#<yyyy-mm-dd>`: the day's 24 hourly buckets packed in one item (`b`:
-  zlib of hour, length and uncompressed `Bucket` bytes per hour that has sessions; version `v`
-  for the whole pack). A
-  `24h` query (48 hours) reads 2 or 3 items rather than up to 48, so its cost is the same for an
-  organisation with a session a day and one with a thousand an hour.
-- `pk=ROLLUPUSER#O#<org>`, `sk=<user hash, 16 hex>`: the user's `name` and `kind`, written once
-  per organisation and read only for the Top Users of a query.
+  version `v` (replaced whole under a version condition).
+- `pk=ROLLUP#<scope>`, `sk=HP#<yyyy-mm-dd>`: the day's 24 hourly buckets in one item: `b` holds
+  each hour's counters without user and model records, `c00`..`c23` the records summed from
+  00:00 to that hour (`rollups.packs`); version `v` for the whole pack. A `24h` query reads 2 or
+  3 items and at most two running totals of each, so its cost is the same for an organisation
+  with a session a day and one with a thousand an hour.
+- `pk=ROLLUPUSER#O#<org>`, `sk=<user hash, 16 hex>`: the user's `name` and `kind`; `sk=DIR`: the
+  organisation's user directory (every user's name and kind, best effort up to 300 KB), read in
+  the same request as the buckets.
 - `pk=ROLLUPCOMMIT#<scope>#<sha>`, `sk=STATE`: a commit's de-duplication state (`v` version,
   `lines`, maps `h` and `d` of bucket label -> sessions), written with a version condition.
 - `pk=ROLLUPPR#<org>#<repo id>#<number>`, `sk=FIRST`: the first correlation of a PR.
 
-Every read of buckets projects only `pk`, `sk` and `b`: three attributes per item whatever the
-bucket counts.
+A dashboard read projects `pk`, `sk`, `b` and the running totals its hours need, whatever the
+buckets count.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from tracemark_common.rollups.ledger import Ledger, Pending, facts_from_json, fa
 from tracemark_common.rollups.packs import (
     RUNNING_TOTALS,
     decode_hours,
+    encode_hours,
     hours_totals,
     join_day,
     running_total,
@@ -60,6 +62,7 @@ _PACK_CACHE_MAX = 512
 DIRECTORY_SK = "DIR"
 DIRECTORY_MAX_BYTES = 300_000  # compressed, under DynamoDB's 400 KB item limit: ~10,000 users
 DIRECTORY_NAME_MAX = 256
+RUNNING_TOTALS_MAX_BYTES = 300_000  # an hour pack's blobs, under DynamoDB's 400 KB item limit
 
 
 def _key(key: Key) -> dict[str, Any]:
@@ -184,7 +187,12 @@ class DynamoRollupStore:
             bare, totals = split_day(hours)
         except CorruptBucket as exc:
             raise Unavailable(f"dashboard rollups: {exc}", code="rollup_unavailable") from exc
-        if not self._write(pack_key, {BLOB: bare, **totals}, version, pack_ops):
+        blobs = {BLOB: bare, **totals}
+        if sum(map(len, blobs.values())) > RUNNING_TOTALS_MAX_BYTES:
+            # A day with more users than running totals fit in one item: the hours keep their
+            # own records (the layout before running totals, which reads the same, only slower).
+            blobs = {BLOB: encode_hours(hours)}
+        if not self._write(pack_key, blobs, version, pack_ops):
             return False
         self._remember(pack_key, version + 1, hours, pack_ops)
         return True
