@@ -19,7 +19,7 @@ import json
 import operator
 import struct
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from tracemark_common.rollups.deltas import (
@@ -96,14 +96,14 @@ class Totals:
                 self._blocks[hashes] = list(columns) if sign == 1 else [-v for v in columns]
             else:
                 block[:] = map(operator.add if sign == 1 else operator.sub, block, columns)
-        for ident, record in bucket.models.items():
-            total = self.models.get(ident)
-            if total is None:
-                self.models[ident] = [sign * v for v in record]
-                self.model_names[ident] = bucket.model_names.get(ident, ident.hex())
-            else:
-                for i, v in enumerate(record):
-                    total[i] += sign * v
+        self._add_models(bucket.models, bucket.model_names, sign)
+
+    def _add_models(self, models: Mapping[bytes, Sequence[int]], names: Mapping[bytes, str], sign: int) -> None:
+        for ident, record in models.items():
+            total = self.models.setdefault(ident, [0, 0, 0, 0])
+            self.model_names.setdefault(ident, names.get(ident, ident.hex()))
+            for i, v in enumerate(record):
+                total[i] += sign * v
 
     def _spread(self) -> None:
         users = self._users
@@ -143,11 +143,7 @@ class Totals:
             row = users.setdefault(ident, [0, 0, 0, 0])
             for i, v in enumerate(rec):
                 row[i] += sign * v
-        for ident, rec in other.models.items():
-            row = self.models.setdefault(ident, [0, 0, 0, 0])
-            self.model_names.setdefault(ident, other.model_names.get(ident, ident.hex()))
-            for i, v in enumerate(rec):
-                row[i] += sign * v
+        self._add_models(other.models, other.model_names, sign)
         return self
 
     def difference(self, earlier: Totals) -> Totals:

@@ -480,17 +480,17 @@ class _ReadPlan:
     running totals c{b} and c{a-1} (rollups.packs); and the organisation's user directory."""
 
     def __init__(self, periods: Sequence[Sequence[Key]], directory: Key) -> None:
-        self.periods = periods
         self.directory = directory
         self.items: dict[Key, None] = {directory: None}
         self.pack_hours: dict[Key, set[int]] = {}
         self.totals_wanted: set[str] = set()
         self.plans: list[tuple[list[Key], dict[Key, list[tuple[int, int]]]]] = []
+        self.located: dict[Key, tuple[Key, int] | None] = {}  # bucket key -> (pack, hour), None for a day
         for keys in periods:
             days: list[Key] = []
             hours: dict[Key, set[int]] = {}
             for key in keys:
-                packed = _pack_of(key)
+                packed = self.located[key] = _pack_of(key)
                 if packed is None:
                     days.append(key)
                     self.items[key] = None
@@ -521,8 +521,7 @@ class _ReadPlan:
                 hours = {h: Bucket.from_bytes(r) for h, r in decode_hours(blob).items() if h in needed}
                 packs[item_key] = hours, {n: Bucket.decode(item[n]["B"]) for n in self.totals_wanted if n in item}
         found: dict[Key, Bucket] = {}
-        for key in (k for keys in self.periods for k in keys):
-            packed = _pack_of(key)
+        for key, packed in self.located.items():
             bucket = daily.get(key) if packed is None else packs.get(packed[0], ({}, {}))[0].get(packed[1])
             if bucket is not None:
                 found[key] = bucket

@@ -90,7 +90,7 @@ def join_day(blob: bytes, totals: Mapping[str, bytes]) -> dict[int, bytes]:
         stored = totals.get(running_total(hour))
         current = Totals().add_all([Bucket.decode(stored)]) if stored else Totals()
         if stored or not previous.is_empty():
-            bucket = bucket.with_records(current.difference(previous).add_all([bucket]))
+            bucket = bucket.with_records(current.difference(previous))
         previous = current
         if not bucket.is_empty():
             result[hour] = bucket.to_bytes()

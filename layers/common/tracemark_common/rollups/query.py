@@ -118,8 +118,8 @@ def _top_users(
         rows = [pair for i, pair in enumerate(rows) if i < TOP_USERS or pair[1][:3] == last]
     # names from the directory read with the buckets; anyone it lacks, looked up (one more request)
     missing = [ident for ident, _ in rows if ident not in known]
-    names = {**known, **(store.get_user_names(org, missing) if missing else {})}
-    named = [(names.get(ident, (ident.hex(), "user")), ident, row) for ident, row in rows]
+    found = store.get_user_names(org, missing) if missing else {}
+    named = [(known.get(ident) or found.get(ident, (ident.hex(), "user")), ident, row) for ident, row in rows]
     named.sort(key=lambda t: (-t[2][0], -t[2][1], -t[2][2], t[0][0]))
     result = []
     for (name, kind), ident, row in named[:TOP_USERS]:

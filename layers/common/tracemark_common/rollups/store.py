@@ -8,7 +8,6 @@ from __future__ import annotations
 import dataclasses
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
@@ -18,7 +17,7 @@ from tracemark_common.rollups.deltas import CommitState
 from tracemark_common.rollups.ledger import Ledger
 
 
-@dataclass
+@dataclasses.dataclass
 class PeriodsRead:
     """What the dashboard reads for some periods (lists of bucket keys)."""
 
